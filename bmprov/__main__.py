@@ -1,0 +1,5 @@
+"""`python -m bmprov`."""
+
+from bmprov.cli import main
+
+main()

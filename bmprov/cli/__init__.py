@@ -1,0 +1,17 @@
+"""The thin Typer layer: parse options, call the library, print results.
+
+Each command family is one module that registers itself on :data:`app` when imported.
+"""
+
+from __future__ import annotations
+
+from bmprov.cli import advance, importing, init, nodes  # noqa: F401  (registers commands)
+from bmprov.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

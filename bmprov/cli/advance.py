@@ -1,0 +1,54 @@
+"""``bmprov advance --stage STAGE``: move nodes on and run the stage's entry actions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bmprov.cli import output
+from bmprov.cli.app import app, obj
+from bmprov.cli.select import AllOpt, DryRunOpt, FromOpt, JsonOpt, RackOpt, SerialOpt, SiteOpt
+from bmprov.cli.select import selection as make_selection
+
+
+@app.command("advance")
+def advance_cmd(
+    ctx: typer.Context,
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage", help="Target stage, e.g. mounting, networking.", show_default=False
+        ),
+    ],
+    serial: SerialOpt = None,
+    from_stage: FromOpt = None,
+    rack: RackOpt = None,
+    site: SiteOpt = None,
+    all_nodes: AllOpt = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move selected nodes to STAGE, running its entry action for each (batch, per-node result).
+
+    Nodes that cannot make the move are skipped (failed, when named with --serial); a node
+    whose action fails goes to [bold]failed[/] and the batch goes on. Exit 1 if any node failed.
+    """
+    from bmprov.lifecycle import ActionContext, advance  # noqa: PLC0415
+
+    state = obj(ctx)
+    action_ctx = ActionContext(config=state.config(), db=state.db(), command="advance")
+    with output.progress_bar(f"advance → {stage}", enabled=not as_json) as bar:
+        batch = advance(
+            action_ctx,
+            make_selection(serial, from_stage, rack, site, all_nodes),
+            stage,
+            dry_run=dry_run,
+            progress=bar.advance,
+            on_total=bar.total,
+        )
+    if as_json:
+        output.print_json(batch.to_dict())
+    else:
+        output.batch_table(batch)
+    raise typer.Exit(int(batch.exit_code))

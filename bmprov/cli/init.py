@@ -1,0 +1,57 @@
+"""``bmprov init [DIR]``: a starter config and an empty state file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bmprov.cli import output
+from bmprov.cli.app import app
+from bmprov.cli.select import JsonOpt
+
+
+@app.command("init")
+def init_cmd(
+    directory: Annotated[Path, typer.Argument(help="Where to write bmprov.toml.")] = Path(),
+    detect: Annotated[
+        bool, typer.Option("--detect", help="Fill the provisioning network from --interface.")
+    ] = False,
+    interface: Annotated[
+        str | None,
+        typer.Option(
+            "--interface", "-i", help="Interface on the provisioning network.", show_default=False
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing bmprov.toml.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a commented starter bmprov.toml (unless present) and create its state file."""
+    from bmprov.errors import InputError  # noqa: PLC0415
+    from bmprov.setup_site import init_site  # noqa: PLC0415
+
+    network = None
+    if detect:
+        if not interface:
+            raise InputError("--detect needs --interface IF")
+        from bmprov.netdetect import detect as detect_network  # noqa: PLC0415
+
+        network = detect_network(interface)
+    elif interface:
+        raise InputError("--interface is only used with --detect")
+    result = init_site(directory, network, force=force)
+    if as_json:
+        output.print_json(
+            {
+                "config": str(result.config_path),
+                "state": str(result.state_path),
+                "created_config": result.created_config,
+            }
+        )
+        return
+    verb = "wrote" if result.created_config else "kept existing"
+    typer.echo(f"{verb} {result.config_path}")
+    typer.echo(f"state file {result.state_path} ready")

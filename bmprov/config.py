@@ -1,0 +1,146 @@
+"""The site configuration: one TOML file, validated against ``schemas/config.schema.json``.
+
+Found through ``--config``, then ``$BMPROV_CONFIG``, then ``./bmprov.toml``. Relative paths in it
+are relative to the file's own directory. Each feature module reads its own section
+(``config.section("dhcp")``) into its own typed settings; this module only finds, parses and
+validates the file and resolves paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bmprov.errors import ConfigError
+from bmprov.resources import data_dir
+
+CONFIG_NAME = "bmprov.toml"
+ENV_CONFIG = "BMPROV_CONFIG"
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    """The JSON schema the config must satisfy."""
+    schema: dict[str, Any] = json.loads((data_dir("schemas") / "config.schema.json").read_text())
+    return schema
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated configuration."""
+
+    path: Path | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, value: str | os.PathLike[str]) -> Path:
+        """A config path made absolute against the config file's directory."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One top-level table (empty if absent)."""
+        value = self.raw.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def state_path(self) -> Path:
+        """The SQLite state file."""
+        return self.resolve(self.raw.get("state", "bmprov.sqlite"))
+
+    @property
+    def marker_field(self) -> str:
+        """The node field whose text decides whether a row enters the automation."""
+        return str(self.section("import").get("marker_field", "notes"))
+
+    @property
+    def marker_pattern(self) -> re.Pattern[str]:
+        """The pattern searched (case-insensitively) in the marker field."""
+        return re.compile(
+            str(self.section("import").get("marker_pattern", "provisioning_auto")), re.IGNORECASE
+        )
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """The config file to use: ``--config``, ``$BMPROV_CONFIG``, ``./bmprov.toml``, or None."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError(f"${ENV_CONFIG} names {env}, which does not exist")
+        return Path(env)
+    local = Path.cwd() / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_config(explicit: Path | None = None, *, required: bool = True) -> Config:
+    """Find, parse and validate the configuration."""
+    path = find_config(explicit)
+    if path is None:
+        if required:
+            raise ConfigError(
+                f"no {CONFIG_NAME} here; run `bmprov init`, pass --config or set ${ENV_CONFIG}"
+            )
+        return Config(path=None, raw={})
+    return parse_config(path.resolve(), path.read_text(encoding="utf-8"))
+
+
+def parse_config(path: Path, text: str) -> Config:
+    """Parse and validate TOML text that came from ``path``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    problems = validate_config(raw)
+    if problems:
+        raise ConfigError(f"{path}: " + f"\n{path}: ".join(problems))
+    return Config(path=path, raw=raw)
+
+
+def validate_config(raw: dict[str, Any]) -> list[str]:
+    """Schema problems as ``key.path: message`` lines (empty when valid)."""
+    import jsonschema  # noqa: PLC0415  (keeps `bmprov --help` fast)
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.append(f"{key}: {_plain(error)}")
+    return problems
+
+
+def _plain(error: Any) -> str:
+    """jsonschema's message, without echoing whole sub-documents (which may hold secrets)."""
+    if error.validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
+        names = extra or re.findall(r"'([^']+)'", error.message)
+        return f"unknown key(s): {', '.join(names)}"
+    if error.validator in {
+        "type",
+        "enum",
+        "pattern",
+        "minimum",
+        "maximum",
+        "format",
+        "minLength",
+        "maxLength",
+        "minItems",
+    }:
+        message = str(error.message)
+        return message.split(" is ", 1)[-1] if " is " in message else message
+    if error.validator == "required":
+        return str(error.message)
+    return str(error.message)[:200]

@@ -1,0 +1,242 @@
+"""The SQLite state file: connection settings, transactions and schema migrations.
+
+Rules (see ../shared/peers/libraries.md, section c):
+
+* ``isolation_level=None`` and an explicit ``BEGIN IMMEDIATE`` for every transaction that may
+  write, so two bmprov processes serialise on the write lock instead of failing with
+  ``SQLITE_BUSY_SNAPSHOT``; nested :meth:`StateDB.atomic` blocks become savepoints.
+* WAL, ``busy_timeout``, ``foreign_keys``, ``synchronous=NORMAL``; STRICT tables.
+* Migrations are named and recorded in ``schema_migrations``; ``user_version`` mirrors the count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bmprov.errors import LockedError, StateError
+
+MIN_SQLITE = (3, 37, 0)  # STRICT tables
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_nodes_macs_history",
+        """
+        CREATE TABLE nodes (
+            id INTEGER PRIMARY KEY,
+            serial TEXT NOT NULL UNIQUE,
+            model TEXT,
+            os TEXT,
+            hostname TEXT UNIQUE,
+            site TEXT,
+            rack TEXT,
+            unit INTEGER,
+            notes TEXT,
+            asset_tag TEXT,
+            bmc_address TEXT,
+            bmc_type TEXT,
+            install_options TEXT NOT NULL DEFAULT '{}',
+            automated INTEGER NOT NULL DEFAULT 0,
+            stage TEXT NOT NULL,
+            stage_reason TEXT,
+            failed_stage TEXT,
+            ip TEXT UNIQUE,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            stage_changed_at TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX nodes_stage ON nodes(stage);
+        CREATE INDEX nodes_site_rack ON nodes(site, rack);
+        CREATE TABLE macs (
+            mac TEXT PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX macs_node ON macs(node_id, position);
+        CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id),
+            serial TEXT NOT NULL,
+            from_stage TEXT,
+            to_stage TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT,
+            command TEXT
+        ) STRICT;
+        CREATE INDEX history_node ON history(node_id, id);
+        CREATE TRIGGER history_append_only_update BEFORE UPDATE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        CREATE TRIGGER history_append_only_delete BEFORE DELETE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        """,
+    ),
+]
+
+
+def utcnow() -> str:
+    """An ISO-8601 UTC timestamp with seconds, as stored in the state file."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class StateDB:
+    """One open state file. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path | str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StateError(
+                f"SQLite {sqlite3.sqlite_version} is too old; bmprov needs 3.37 or newer"
+            )
+        self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.parent.exists():
+            raise StateError(f"state file directory {self.path.parent} does not exist")
+        try:
+            self.conn = sqlite3.connect(
+                str(path),
+                isolation_level=None,
+                timeout=busy_timeout_ms / 1000,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state file {path}: {exc}") from None
+        self.conn.row_factory = sqlite3.Row
+        self._depth = 0
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
+        except sqlite3.OperationalError as exc:
+            self.conn.close()
+            if _is_locked(exc):
+                raise LockedError(str(path)) from None
+            raise StateError(f"cannot use state file {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StateError(f"{path} is not a bmprov state file: {exc}") from None
+
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` outside, a savepoint when nested."""
+        if self._depth == 0:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_locked(exc):
+                    raise LockedError(str(self.path)) from None
+                raise
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    if _is_locked(exc):
+                        raise LockedError(str(self.path)) from None
+                    raise
+            finally:
+                self._depth = 0
+            return
+        name = f"bmprov_{uuid.uuid4().hex}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run a read query and return all rows."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise LockedError(str(self.path)) from None
+            raise
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations this state file has, in order."""
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return []
+        return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY id")]
+
+    def migrate(self) -> None:
+        """Apply every migration this state file lacks, in one transaction."""
+        known = [name for name, _ in MIGRATIONS]
+        applied = self.applied_migrations()
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise StateError(
+                f"state file {self.path} was written by a newer bmprov (migration {unknown[0]})"
+            )
+        if len(applied) == len(known):
+            return
+        with self.atomic() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL"
+                ") STRICT"
+            )
+            done = set(self.applied_migrations())
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
+                    (name, utcnow()),
+                )
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would COMMIT our transaction)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,61 @@
+"""``bmprov init``: write a commented starter config and an empty state file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from bmprov.config import CONFIG_NAME, parse_config
+from bmprov.db import StateDB
+from bmprov.errors import InputError
+from bmprov.fsutil import atomic_write
+from bmprov.netdetect import NetworkSettings
+
+DEFAULT_NETWORK = NetworkSettings("eth1", "10.20.0.1", "10.20.0.0/24", "10.20.0.1")
+
+STARTER_SECTIONS: list[str] = ["starter.toml"]
+"""Starter-config fragments (package files), concatenated in order; features append theirs."""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` wrote."""
+
+    config_path: Path
+    state_path: Path
+    created_config: bool
+
+
+def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "example.net") -> str:
+    """The starter ``bmprov.toml`` text for a provisioning network."""
+    here = Path(__file__).parent
+    text = "\n".join((here / name).read_text(encoding="utf-8") for name in STARTER_SECTIONS)
+    return Template(text).substitute(
+        interface=network.interface,
+        server_address=network.server_address,
+        subnet=network.subnet,
+        gateway=network.gateway,
+        site=site,
+        domain=domain,
+    )
+
+
+def init_site(
+    directory: Path, network: NetworkSettings | None = None, *, force: bool = False
+) -> InitResult:
+    """Write ``DIR/bmprov.toml`` (unless present) and create its state file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / CONFIG_NAME
+    created = False
+    if config_path.exists() and not force and network is not None:
+        raise InputError(f"{config_path} exists; pass --force to overwrite it with --detect")
+    if not config_path.exists() or force:
+        text = starter_config(network or DEFAULT_NETWORK)
+        parse_config(config_path.resolve(), text)  # the starter must itself be valid
+        atomic_write(config_path, text)
+        created = True
+    config = parse_config(config_path.resolve(), config_path.read_text(encoding="utf-8"))
+    with StateDB(config.state_path):
+        pass
+    return InitResult(config_path, config.state_path, created)
