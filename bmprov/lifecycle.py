@@ -98,8 +98,8 @@ def _load_builtin_actions() -> None:
         importlib.import_module(module)
 
 
-BUILTIN_ACTION_MODULES: list[str] = []
-"""Modules whose import registers an action; each feature appends its own."""
+BUILTIN_ACTION_MODULES: list[str] = ["bmprov.networking", "bmprov.power_hook"]
+"""Modules whose import registers a shipped stage action."""
 
 
 def move(
