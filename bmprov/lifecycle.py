@@ -27,7 +27,7 @@ from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult
-from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed
+from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +210,21 @@ def _plan(
                 report(NodeResult(node.serial, "planned", target, f"resume {target}"))
         elif node.stage == target:
             report(NodeResult(node.serial, "unchanged", node.stage, f"already {target}"))
-        elif is_allowed(node.stage, target):
+        elif is_allowed(node.stage, target) and (
+            explicit or is_forward(node.stage, target, node.failed_stage)
+        ):
             plan.enter.append(node)
             if dry_run:
                 report(NodeResult(node.serial, "planned", target, f"{node.stage} → {target}"))
+        elif is_allowed(node.stage, target):
+            report(
+                NodeResult(
+                    node.serial,
+                    "unchanged",
+                    node.stage,
+                    f"already {node.stage}; name it with --serial to go back to {target}",
+                )
+            )
         else:
             allowed = ", ".join(allowed_targets(node.stage)) or "none"
             message = f"cannot go from {node.stage} to {target} (from {node.stage}: {allowed})"

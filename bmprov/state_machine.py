@@ -59,6 +59,20 @@ AUTO_NEXT: dict[str, str] = {
 """Transient stage → the stage its successful entry action moves the node on to."""
 
 
+def is_forward(frm: str, to: str, failed_stage: str | None = None) -> bool:
+    """True for a move that carries work on (or retries a failed stage), not one that goes back.
+
+    Broad batch selections (``--all``, ``--rack``...) only make forward moves; going back (a
+    reinstall, a re-render) must name the node with ``--serial``.
+    """
+    if frm == st.FAILED:
+        return to == failed_stage
+    pipeline = st.PROVISIONING_PIPELINE
+    if frm in pipeline and to in pipeline:
+        return pipeline.index(to) > pipeline.index(frm)
+    return to != st.PURCHASING
+
+
 def allowed_targets(stage: str) -> list[str]:
     """The stages a node in ``stage`` may move to, sorted."""
     return sorted(to for frm, to in TRANSITIONS if frm == stage)
