@@ -1,0 +1,103 @@
+"""Import benchmark (issue 2): 100,000-row .xlsx, `bmprov import` vs python-calamine's bare read.
+
+    .venv/bin/python bench/import_bench.py [--rows 100000] [--keep DIR]
+
+Both are measured as whole processes (interpreter start-up included on both sides), with peak RSS
+from wait4(). Then the unchanged sheet is imported again, which must write 0 rows.
+Targets: import ≤ 2× the bare read, peak memory ≤ 300 MB, re-import writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BMPROV = [sys.executable, "-m", "bmprov"]
+BARE_READ = (
+    "import python_calamine,sys\n"
+    "wb=python_calamine.CalamineWorkbook.from_path(sys.argv[1])\n"
+    "n=sum(1 for _ in wb.get_sheet_by_index(0).iter_rows())\n"
+    "print(n)\n"
+)
+MODELS = ["PowerEdge R650", "ProLiant DL360 Gen10", "ThinkSystem SR630", "PowerEdge R760"]
+OSES = ["rocky9", "ubuntu-22.04", "debian12"]
+
+
+def generate(path: Path, rows: int) -> float:
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
+    start = time.perf_counter()
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("Purchases")
+    ws.append(["Serial Number", "MAC Address", "Hardware Model", "OS", "Hostname", "Site",
+               "Rack", "Unit", "Asset Tag", "Notes"])
+    for i in range(rows):
+        mac = f"52:54:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
+        rack = f"R{i // 40:04d}"
+        row = [f"SN{i:09d}", mac if i % 10 else mac.replace(":", "-").upper(), MODELS[i % 4],
+               OSES[i % 3], f"n{i:06d}-{rack.lower()}", "dc1", rack, str(i % 40 + 1),
+               f"AT-{i}", "provisioning_auto" if i % 7 else "manual"]
+        cells = []
+        for value in row:
+            cell = WriteOnlyCell(ws, value=value)
+            cell.number_format = "@"
+            cells.append(cell)
+        ws.append(cells)
+    wb.save(path)
+    return time.perf_counter() - start
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in MB, stdout."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read().decode()
+    err = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss // 1024, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path)
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bmprov-bench-import-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sheet = work / f"purchases-{args.rows}.xlsx"
+    if not sheet.exists():
+        print(f"generating {sheet} ...", flush=True)
+        print(f"  generated in {generate(sheet, args.rows):.1f} s")
+    env = {**os.environ, "BMPROV_CONFIG": str(work / "bmprov.toml")}
+    for f in work.glob("bmprov.sqlite*"):
+        f.unlink()
+    subprocess.run([*BMPROV, "init", str(work)], check=True, env=env, capture_output=True)
+    bare = min(run([sys.executable, "-c", BARE_READ, str(sheet)])[:2] for _ in range(3))
+    imp_wall, imp_rss, _ = run([*BMPROV, "import", str(sheet), "--json"], env)
+    re_wall, re_rss, out = run([*BMPROV, "import", str(sheet), "--json"], env)
+    plan = json.loads(out)
+    ratio = imp_wall / bare[0]
+    print(f"rows: {args.rows}")
+    print(f"bare calamine read : {bare[0]:6.2f} s  peak {bare[1]} MB")
+    print(f"bmprov import      : {imp_wall:6.2f} s  peak {imp_rss} MB  ratio {ratio:.2f}x "
+          f"(target <= 2.0x, <= 300 MB)")
+    print(f"re-import unchanged: {re_wall:6.2f} s  peak {re_rss} MB  counts {plan['counts']} "
+          f"written={plan['written']}")
+    ok = ratio <= 2.0 and imp_rss <= 300 and not plan["written"]
+    print("RESULT:", "PASS" if ok else "FAIL")
+
+
+if __name__ == "__main__":
+    main()
