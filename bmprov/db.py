@@ -57,7 +57,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             mac TEXT PRIMARY KEY,
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
             position INTEGER NOT NULL
-        ) STRICT;
+        ) STRICT, WITHOUT ROWID;
         CREATE INDEX macs_node ON macs(node_id, position);
         CREATE TABLE history (
             id INTEGER PRIMARY KEY,

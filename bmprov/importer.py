@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from bmprov import states, validate
+from bmprov import bulkcheck, states, validate
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import Problem, ValidationFailed
-from bmprov.sheets import Cell, open_sheet
+from bmprov.sheets import Cell, Sheet, open_sheet
 
 Target = Literal["node", "macs", "install"]
 
@@ -39,8 +39,9 @@ class Column:
     aliases: tuple[str, ...]
     parse: Callable[[str], Any]
     target: Target = "node"
-    cached: bool = False  # values repeat a lot (model, OS, rack): memoise the parser
+    cached: bool = False  # values repeat a lot (model, OS, rack): validate each distinct one once
     numeric_ok: bool = True  # False: a number cell means the spreadsheet mangled the value
+    bulk: bulkcheck.BulkCheck | None = None  # whole-column fast path
 
 
 COLUMNS: list[Column] = [
@@ -57,6 +58,7 @@ COLUMNS: list[Column] = [
             "systemserial",
         ),
         validate.serial,
+        bulk=bulkcheck.serials,
     ),
     Column(
         "macs",
@@ -75,6 +77,7 @@ COLUMNS: list[Column] = [
         validate.macs,
         target="macs",
         numeric_ok=False,
+        bulk=bulkcheck.macs,
     ),
     Column(
         "model",
@@ -88,7 +91,12 @@ COLUMNS: list[Column] = [
         lambda v: validate.token(v, "OS name"),
         cached=True,
     ),
-    Column("hostname", ("hostname", "host", "fqdn", "servername", "nodename"), validate.hostname),
+    Column(
+        "hostname",
+        ("hostname", "host", "fqdn", "servername", "nodename"),
+        validate.hostname,
+        bulk=bulkcheck.hostnames,
+    ),
     Column(
         "site",
         ("site", "datacenter", "datacentre", "dc", "location"),
@@ -107,11 +115,14 @@ COLUMNS: list[Column] = [
         validate.unit,
         cached=True,
     ),
-    Column("notes", ("notes", "note", "comment", "comments", "remarks"), validate.notes),
+    Column(
+        "notes", ("notes", "note", "comment", "comments", "remarks"), validate.notes, cached=True
+    ),
     Column(
         "asset_tag",
         ("assettag", "asset", "assetnumber", "assetid", "inventorynumber"),
         validate.asset_tag,
+        bulk=bulkcheck.asset_tags,
     ),
     Column(
         "bmc_address",
@@ -129,6 +140,7 @@ COLUMNS: list[Column] = [
             "oobip",
         ),
         validate.bmc_address,
+        bulk=bulkcheck.bmc_addresses,
     ),
     Column(
         "bmc_type",
@@ -151,26 +163,38 @@ NODE_COLUMNS = (
     "bmc_address",
     "bmc_type",
 )
+NODE_INDEX = {name: i for i, name in enumerate(NODE_COLUMNS)}
+_NO_INSTALL: dict[str, Any] = {}
 
 
 def header_key(text: str) -> str:
     """Header text reduced for alias matching: case, spaces and punctuation ignored."""
-    return re.sub(r"[^a-z0-9/]", "", text.lower()).replace("/", "/")
+    return re.sub(r"[^a-z0-9/]", "", text.lower())
 
 
 def _alias_index() -> dict[str, Column]:
     return {header_key(alias): col for col in COLUMNS for alias in (col.field, *col.aliases)}
 
 
-@dataclass
+@dataclass(slots=True)
 class SheetRow:
-    """One valid sheet row: the values of the cells that were not blank."""
+    """One valid sheet row. ``node`` follows NODE_COLUMNS; None = blank (keeps stored value)."""
 
     row: int
     serial: str
-    values: dict[str, Any] = field(default_factory=dict)  # node fields
+    node: tuple[Any, ...]
     macs: tuple[str, ...] | None = None
     install: dict[str, Any] = field(default_factory=dict)
+    automated: bool = False
+
+    def value(self, name: str) -> Any:
+        """A node field's value from the sheet (None when the cell was blank)."""
+        return self.node[NODE_INDEX[name]]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The non-blank node fields, by name."""
+        return {k: v for k, v in zip(NODE_COLUMNS, self.node, strict=True) if v is not None}
 
 
 @dataclass
@@ -242,89 +266,182 @@ def read_rows(path: Path, config: Config, sheet: str | None = None) -> ReadResul
         )
         return ReadResult(name, [], problems, unknown, seen)
     default_site = config.section("import").get("default_site")
-    rows = _parse_rows(name, data.rows, columns, problems, default_site)
+    rows = _parse(data, columns, problems, default_site)
     _check_duplicates(name, rows, seen, problems)
     return ReadResult(name, rows, problems, unknown, seen)
 
 
-def _parse_rows(
-    name: str,
-    raw_rows: Iterable[tuple[int, list[Cell]]],
+@dataclass
+class _Parsed:
+    """Column-wise parse state: values per field, and rows that had a bad cell."""
+
+    numbers: list[int]
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    bad: bytearray = field(default_factory=bytearray)
+    blank: list[bool] = field(default_factory=list)
+
+
+def _parse(
+    data: Sheet,
     columns: list[tuple[int, Column, str]],
     problems: list[Problem],
     default_site: str | None,
 ) -> list[SheetRow]:
-    caches: dict[str, dict[str, Any]] = {col.field: {} for _, col, _ in columns if col.cached}
-    rows: list[SheetRow] = []
-    for number, cells in raw_rows:
-        parsed: dict[str, Any] = {}
-        bad = False
-        blank_row = True
-        for i, col, header in columns:
-            cell = cells[i] if i < len(cells) else None
-            try:
-                text = cell_text(cell, col)
-                if not text.strip():
-                    if text:
-                        validate.reject_control(text)
-                    continue
-                blank_row = False
-                cache = caches.get(col.field)
-                if cache is None:
-                    parsed[col.field] = col.parse(text)
-                elif text in cache:
-                    parsed[col.field] = cache[text]
-                else:
-                    parsed[col.field] = cache[text] = col.parse(text)
-            except ValueError as exc:
-                blank_row = False
-                bad = True
-                problems.append(Problem(name, number, header, str(exc)))
-        if blank_row:
-            continue  # nothing in our columns (maybe a notes-only or spacer row)
-        if "serial" not in parsed:
-            if not bad:
-                problems.append(
-                    Problem(name, number, _header_of(columns, "serial"), "serial is blank")
-                )
-            continue
-        if bad:
-            continue
-        if default_site and "site" not in parsed:
-            parsed["site"] = default_site
-        rows.append(_sheet_row(number, parsed))
-    return rows
+    name = data.file
+    n = len(data.rows)
+    state = _Parsed(
+        numbers=list(range(data.header_row + 1, data.header_row + 1 + n)), bad=bytearray(n)
+    )
+    transposed = _transpose(data.rows, len(data.header))
+    texts_by_field: dict[str, list[str]] = {}
+    for i, col, header in columns:
+        texts = _texts(name, transposed[i], col, header, problems, state)
+        texts_by_field[col.field] = texts
+        state.values[col.field] = _validate_column(name, texts, col, header, problems, state)
+    state.blank = [not any(cells) for cells in zip(*texts_by_field.values(), strict=True)]
+    serial_header = seen_header(columns, "serial")
+    for k, serial in enumerate(state.values["serial"]):
+        if serial is None and not state.blank[k] and not state.bad[k]:
+            problems.append(Problem(name, state.numbers[k], serial_header, "serial is blank"))
+            state.bad[k] = 1
+    return _assemble(state, default_site)
 
 
-def _header_of(columns: list[tuple[int, Column, str]], field_name: str) -> str | None:
+def _transpose(rows: list[list[Cell]], width: int) -> list[tuple[Cell, ...]]:
+    """Rows → columns (in C, via zip), short rows padded with blanks."""
+    if not rows:
+        return [() for _ in range(width)]
+    padded = [r if len(r) >= width else [*r, *([None] * (width - len(r)))] for r in rows]
+    return list(zip(*padded, strict=False))[:width]
+
+
+def seen_header(columns: list[tuple[int, Column, str]], field_name: str) -> str | None:
+    """The header text a sheet uses for a field."""
     return next((h for _, c, h in columns if c.field == field_name), None)
 
 
-def _sheet_row(number: int, parsed: dict[str, Any]) -> SheetRow:
-    row = SheetRow(row=number, serial=parsed.pop("serial"))
-    macs = parsed.pop("macs", None)
-    row.macs = tuple(macs) if macs else None
-    by_field = {c.field: c for c in COLUMNS}
-    for key, value in parsed.items():
-        if by_field[key].target == "install":
-            row.install[key] = value
-        else:
-            row.values[key] = value
-    return row
+def _texts(
+    name: str,
+    cells: tuple[Cell, ...],
+    col: Column,
+    header: str,
+    problems: list[Problem],
+    state: _Parsed,
+) -> list[str]:
+    """A column's cells as text ('' for blank); damaged cells are problems."""
+    texts: list[str]
+    if set(map(type, cells)) <= {str}:
+        texts = cast("list[str]", list(cells))
+    else:
+        texts = [c if type(c) is str else "" for c in cells]
+        for k, cell in enumerate(cells):
+            if cell is not None and type(cell) is not str:
+                try:
+                    texts[k] = cell_text(cell, col)
+                except ValueError as exc:
+                    problems.append(Problem(name, state.numbers[k], header, str(exc)))
+                    state.bad[k] = 1
+    if any(map(str.isspace, texts)):
+        for k, text in enumerate(texts):
+            if text.isspace():
+                texts[k] = ""
+                try:
+                    validate.reject_control(text)
+                except ValueError as exc:
+                    problems.append(Problem(name, state.numbers[k], header, str(exc)))
+                    state.bad[k] = 1
+    return texts
+
+
+def _validate_column(
+    name: str,
+    texts: list[str],
+    col: Column,
+    header: str,
+    problems: list[Problem],
+    state: _Parsed,
+) -> list[Any]:
+    """Parsed values of one column (None = blank or bad); bulk first, per cell to locate errors."""
+    if col.bulk is not None:
+        fast = col.bulk(texts)
+        if fast is not None:
+            return fast
+    if col.cached:
+        parsed: dict[str, Any] = {"": None}
+        errors: dict[str, str] = {}
+        for text in set(texts):
+            if text not in parsed:
+                try:
+                    parsed[text] = col.parse(text)
+                except ValueError as exc:
+                    errors[text] = str(exc)
+        if errors:
+            for k, text in enumerate(texts):
+                if text in errors:
+                    problems.append(Problem(name, state.numbers[k], header, errors[text]))
+                    state.bad[k] = 1
+        return [parsed.get(t) for t in texts]
+    values: list[Any] = []
+    for k, text in enumerate(texts):
+        if not text:
+            values.append(None)
+            continue
+        try:
+            values.append(col.parse(text))
+        except ValueError as exc:
+            problems.append(Problem(name, state.numbers[k], header, str(exc)))
+            state.bad[k] = 1
+            values.append(None)
+    return values
+
+
+def _assemble(state: _Parsed, default_site: str | None) -> list[SheetRow]:
+    n = len(state.numbers)
+    none = [None] * n
+    by_target = {c.field: c.target for c in COLUMNS}
+    node_lists = [state.values.get(c, none) for c in NODE_COLUMNS]
+    if default_site:
+        node_lists[NODE_INDEX["site"]] = [
+            default_site if v is None else v for v in node_lists[NODE_INDEX["site"]]
+        ]
+    install_fields = [f for f in state.values if by_target.get(f) == "install"]
+    macs = state.values.get("macs", none)
+    serials = state.values["serial"]
+    rows: list[SheetRow] = []
+    for k, node in enumerate(zip(*node_lists, strict=True)):
+        if state.bad[k] or state.blank[k]:
+            continue
+        install = _NO_INSTALL
+        if install_fields:
+            install = {
+                f: state.values[f][k] for f in install_fields if state.values[f][k] is not None
+            }
+        m = macs[k]
+        rows.append(SheetRow(state.numbers[k], serials[k], node, tuple(m) if m else None, install))
+    return rows
 
 
 def _check_duplicates(
     name: str, rows: list[SheetRow], headers: dict[str, str], problems: list[Problem]
 ) -> None:
+    serials = [r.serial.casefold() for r in rows]
+    macs = [m for r in rows for m in r.macs or ()]
+    hosts = [h for r in rows if (h := r.value("hostname"))]
+    if (
+        len(set(serials)) == len(serials)
+        and len(set(macs)) == len(macs)
+        and len(set(hosts)) == len(hosts)
+    ):
+        return  # the usual case: no duplicates at all
     first_serial: dict[str, int] = {}
     first_mac: dict[str, int] = {}
     first_host: dict[str, int] = {}
     keep: list[SheetRow] = []
     for r in rows:
-        ok = True
+        found: list[Problem] = []
         key = r.serial.casefold()
         if key in first_serial:
-            problems.append(
+            found.append(
                 Problem(
                     name,
                     r.row,
@@ -332,12 +449,10 @@ def _check_duplicates(
                     f"duplicate serial {r.serial} (also on row {first_serial[key]})",
                 )
             )
-            ok = False
-        else:
-            first_serial[key] = r.row
+        first_serial.setdefault(key, r.row)
         for m in r.macs or ():
-            if m in first_mac and first_mac[m] != r.row:
-                problems.append(
+            if first_mac.get(m, r.row) != r.row:
+                found.append(
                     Problem(
                         name,
                         r.row,
@@ -345,26 +460,23 @@ def _check_duplicates(
                         f"duplicate MAC {m} (also on row {first_mac[m]})",
                     )
                 )
-                ok = False
             first_mac.setdefault(m, r.row)
         if r.macs and len(set(r.macs)) != len(r.macs):
-            problems.append(Problem(name, r.row, headers.get("macs"), "the same MAC twice"))
-            ok = False
-        host = r.values.get("hostname")
-        if host:
-            if host in first_host:
-                problems.append(
-                    Problem(
-                        name,
-                        r.row,
-                        headers.get("hostname"),
-                        f"duplicate host name {host} (also on row {first_host[host]})",
-                    )
+            found.append(Problem(name, r.row, headers.get("macs"), "the same MAC twice"))
+        host = r.value("hostname")
+        if host and host in first_host:
+            found.append(
+                Problem(
+                    name,
+                    r.row,
+                    headers.get("hostname"),
+                    f"duplicate host name {host} (also on row {first_host[host]})",
                 )
-                ok = False
-            else:
-                first_host[host] = r.row
-        if ok:
+            )
+        if host:
+            first_host.setdefault(host, r.row)
+        problems.extend(found)
+        if not found:
             keep.append(r)
     rows[:] = keep
 
@@ -415,60 +527,64 @@ class ImportPlan:
 
 
 @dataclass
-class _Existing:
-    id: int
-    stage: str
-    values: dict[str, Any]
-    install: dict[str, Any]
-    automated: bool
-    macs: list[str] = field(default_factory=list)
+class _State:
+    """The state file's view, loaded in three queries."""
+
+    nodes: dict[str, tuple[Any, ...]]  # serial -> (id, stage, automated, install_json, *NODE)
+    macs: dict[int, list[str]]  # node id -> MACs in order
+    mac_owner: dict[str, str]
+    host_owner: dict[str, str]
 
 
-def _load_existing(db: StateDB) -> tuple[dict[str, _Existing], dict[str, str], dict[str, str]]:
-    cols = ", ".join(NODE_COLUMNS)
-    nodes: dict[str, _Existing] = {}
-    by_id: dict[int, _Existing] = {}
-    hosts: dict[str, str] = {}
-    for r in db.conn.execute(
-        f"SELECT id, serial, stage, install_options, automated, {cols} FROM nodes"
-    ):
-        values = {c: r[c] for c in NODE_COLUMNS}
-        ex = _Existing(
-            r["id"],
-            r["stage"],
-            values,
-            json.loads(r["install_options"] or "{}"),
-            bool(r["automated"]),
+def _load_state(db: StateDB) -> _State:
+    cur = db.conn.cursor()
+    cur.row_factory = None
+    nodes = {
+        r[0]: r[1:]
+        for r in cur.execute(
+            f"SELECT serial, id, stage, automated, install_options, {', '.join(NODE_COLUMNS)}"
+            " FROM nodes"
         )
-        nodes[r["serial"]] = by_id[r["id"]] = ex
-        if r["hostname"]:
-            hosts[r["hostname"]] = r["serial"]
-    serial_of = {ex.id: s for s, ex in nodes.items()}
+    }
+    serial_of = {t[0]: s for s, t in nodes.items()}
+    macs: dict[int, list[str]] = {}
     mac_owner: dict[str, str] = {}
-    for mac, node_id in db.conn.execute("SELECT mac, node_id FROM macs ORDER BY node_id, position"):
-        by_id[node_id].macs.append(mac)
+    for mac, node_id in cur.execute("SELECT mac, node_id FROM macs ORDER BY node_id, position"):
+        macs.setdefault(node_id, []).append(mac)
         mac_owner[mac] = serial_of[node_id]
-    return nodes, mac_owner, hosts
+    host = 4 + NODE_INDEX["hostname"]
+    host_owner = {t[host]: s for s, t in nodes.items() if t[host]}
+    return _State(nodes, macs, mac_owner, host_owner)
 
 
 def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPlan, list[Problem]]:
     """Compare valid rows with the state file. Call inside a transaction for a consistent view."""
     plan = ImportPlan(file=read.file, unknown_columns=read.unknown_columns)
     problems: list[Problem] = []
-    existing, mac_owner, host_owner = _load_existing(db)
+    state = _load_state(db)
     sheet_rows = {r.serial: r for r in read.rows}
-    marker_field = config.marker_field
-    marker = config.marker_pattern
+    marker_at = NODE_INDEX.get(config.marker_field, NODE_INDEX["notes"])
+    pattern = config.marker_pattern
+    marked: dict[Any, bool] = {}
+
+    def is_marked(value: Any) -> bool:
+        if value not in marked:
+            marked[value] = bool(pattern.search(str(value or "")))
+        return marked[value]
+
     for r in read.rows:
-        _check_against_state(read, r, sheet_rows, mac_owner, host_owner, problems)
-        ex = existing.get(r.serial)
+        if state.mac_owner or state.host_owner:
+            _check_against_state(read, r, sheet_rows, state, problems)
+        ex = state.nodes.get(r.serial)
         if ex is None:
-            r.values["automated"] = bool(marker.search(str(r.values.get(marker_field) or "")))
+            r.automated = is_marked(r.node[marker_at])
             plan.new.append(r)
             continue
-        changes = _diff(ex, r, marker_field, marker)
+        value = r.node[marker_at]
+        r.automated = is_marked(ex[4 + marker_at] if value is None else value)
+        changes = _diff(ex, state.macs.get(ex[0], []), r)
         if changes:
-            plan.changed.append(Change(r, ex.id, changes, ex.stage))
+            plan.changed.append(Change(r, ex[0], changes, ex[1]))
         else:
             plan.unchanged.append(r.serial)
     return plan, problems
@@ -478,12 +594,11 @@ def _check_against_state(
     read: ReadResult,
     r: SheetRow,
     sheet_rows: dict[str, SheetRow],
-    mac_owner: dict[str, str],
-    host_owner: dict[str, str],
+    state: _State,
     problems: list[Problem],
 ) -> None:
     for m in r.macs or ():
-        owner = mac_owner.get(m)
+        owner = state.mac_owner.get(m)
         if owner and owner != r.serial and not _moves_away(sheet_rows.get(owner), m, "mac"):
             problems.append(
                 Problem(
@@ -493,8 +608,8 @@ def _check_against_state(
                     f"MAC {m} belongs to node {owner} in the state file",
                 )
             )
-    host = str(r.values.get("hostname") or "")
-    owner = host_owner.get(host) if host else None
+    host = r.value("hostname")
+    owner = state.host_owner.get(host) if host else None
     if owner and owner != r.serial and not _moves_away(sheet_rows.get(owner), host, "hostname"):
         problems.append(
             Problem(
@@ -512,25 +627,26 @@ def _moves_away(owner_row: SheetRow | None, value: str, what: str) -> bool:
         return False
     if what == "mac":
         return owner_row.macs is not None and value not in owner_row.macs
-    return bool(owner_row.values.get("hostname")) and owner_row.values["hostname"] != value
+    host = owner_row.value("hostname")
+    return bool(host) and host != value
 
 
-def _diff(
-    ex: _Existing, r: SheetRow, marker_field: str, marker: re.Pattern[str]
-) -> dict[str, tuple[Any, Any]]:
+def _diff(ex: tuple[Any, ...], macs: list[str], r: SheetRow) -> dict[str, tuple[Any, Any]]:
     changes: dict[str, tuple[Any, Any]] = {}
-    for key, value in r.values.items():
-        if ex.values.get(key) != value:
-            changes[key] = (ex.values.get(key), value)
-    if r.macs is not None and list(r.macs) != ex.macs:
-        changes["macs"] = (list(ex.macs), list(r.macs))
-    for key, value in r.install.items():
-        if ex.install.get(key) != value:
-            changes[f"install.{key}"] = (ex.install.get(key), value)
-    effective = r.values.get(marker_field, ex.values.get(marker_field))
-    automated = bool(marker.search(str(effective or "")))
-    if automated != ex.automated:
-        changes["automated"] = (ex.automated, automated)
+    stored = ex[4:]
+    if any(v is not None and v != old for v, old in zip(r.node, stored, strict=True)):
+        for name, v, old in zip(NODE_COLUMNS, r.node, stored, strict=True):
+            if v is not None and v != old:
+                changes[name] = (old, v)
+    if r.macs is not None and list(r.macs) != macs:
+        changes["macs"] = (list(macs), list(r.macs))
+    if r.install:
+        install = json.loads(ex[3] or "{}")
+        for key, value in r.install.items():
+            if install.get(key) != value:
+                changes[f"install.{key}"] = (install.get(key), value)
+    if r.automated != bool(ex[2]):
+        changes["automated"] = (bool(ex[2]), r.automated)
     return changes
 
 
@@ -539,7 +655,7 @@ def apply_plan(db: StateDB, plan: ImportPlan, command: str = "import") -> None:
     conn = db.conn
     now = utcnow()
     if plan.new:
-        next_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM nodes").fetchone()[0] + 1
+        first_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM nodes").fetchone()[0] + 1
         cols = (
             "id",
             "serial",
@@ -551,43 +667,35 @@ def apply_plan(db: StateDB, plan: ImportPlan, command: str = "import") -> None:
             "updated_at",
             "stage_changed_at",
         )
-        node_rows, mac_rows, hist_rows = [], [], []
-        for offset, r in enumerate(plan.new):
-            node_id = next_id + offset
-            node_rows.append(
-                (
-                    node_id,
-                    r.serial,
-                    *(r.values.get(c) for c in NODE_COLUMNS),
-                    json.dumps(r.install, sort_keys=True),
-                    int(r.values["automated"]),
-                    states.PURCHASING,
-                    now,
-                    now,
-                    now,
-                )
-            )
-            mac_rows += [(m, node_id, pos) for pos, m in enumerate(r.macs or ())]
-            hist_rows.append(
-                (
-                    node_id,
-                    r.serial,
-                    None,
-                    states.PURCHASING,
-                    now,
-                    f"imported from {Path(plan.file).name} row {r.row}",
-                    command,
-                )
-            )
         conn.executemany(
             f"INSERT INTO nodes({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            node_rows,
+            [
+                (
+                    first_id + k,
+                    r.serial,
+                    *r.node,
+                    json.dumps(r.install, sort_keys=True) if r.install else "{}",
+                    int(r.automated),
+                    states.PURCHASING,
+                    now,
+                    now,
+                    now,
+                )
+                for k, r in enumerate(plan.new)
+            ],
         )
-        conn.executemany("INSERT INTO macs(mac, node_id, position) VALUES (?, ?, ?)", mac_rows)
         conn.executemany(
+            "INSERT INTO macs(mac, node_id, position) VALUES (?, ?, ?)",
+            [
+                (m, first_id + k, pos)
+                for k, r in enumerate(plan.new)
+                for pos, m in enumerate(r.macs or ())
+            ],
+        )
+        conn.execute(
             "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            hist_rows,
+            " SELECT id, serial, NULL, ?, ?, ?, ? FROM nodes WHERE id >= ?",
+            (states.PURCHASING, now, f"imported from {Path(plan.file).name}", command, first_id),
         )
     if plan.changed:
         _apply_changes(db, plan.changed, now)
@@ -605,7 +713,7 @@ def _apply_changes(db: StateDB, changed: list[Change], now: str) -> None:
         "DELETE FROM macs WHERE node_id = ?", [(c.node_id,) for c in changed if "macs" in c.changes]
     )
     for c in changed:
-        sets = {k: new for k, (_, new) in c.changes.items() if k in NODE_COLUMNS}
+        sets = {k: new for k, (_, new) in c.changes.items() if k in NODE_INDEX}
         if "automated" in c.changes:
             sets["automated"] = int(c.changes["automated"][1])
         if any(k.startswith("install.") for k in c.changes):

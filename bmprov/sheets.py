@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bmprov.errors import InputError
 
@@ -24,12 +25,17 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
 @dataclass
 class Sheet:
-    """A header row and an iterator of ``(row_number, cells)``; row numbers as shown."""
+    """A header row and the rows below it; row ``k`` of ``rows`` is spreadsheet row
+    ``header_row + 1 + k`` (as a spreadsheet program numbers them)."""
 
     file: str
     header_row: int
     header: list[str]
-    rows: Iterator[tuple[int, list[Cell]]]
+    rows: list[list[Cell]]
+
+    def number(self, k: int) -> int:
+        """The spreadsheet row number of ``rows[k]``."""
+        return self.header_row + 1 + k
 
 
 def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
@@ -48,7 +54,7 @@ def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
     for number, cells in rows:
         if any(_blank(c) is False for c in cells):
             header = [_header_text(c) for c in cells]
-            return Sheet(str(path), number, header, rows)
+            return Sheet(str(path), number, header, [cells for _, cells in rows])
     raise InputError(f"{path}: the sheet is empty (no header row)")
 
 
@@ -82,7 +88,8 @@ def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Ce
         raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
     data = workbook.get_sheet_by_name(sheet if sheet is not None else names[0])
     first_row = (data.start or (0, 0))[0] + 1
-    return ((first_row + i, list(row)) for i, row in enumerate(data.iter_rows()))
+    rows = cast("Iterator[list[Cell]]", data.iter_rows())
+    return zip(itertools.count(first_row), rows, strict=False)
 
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]]]:
@@ -118,7 +125,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Cell]]]:
         number = 0  # records, as a spreadsheet program numbers them (not physical lines)
         try:
             for number, cells in enumerate(reader, start=1):
-                yield number, list(cells)
+                yield number, cast("list[Cell]", cells)
         except csv.Error as exc:
             raise InputError(f"{path}:{number + 1}: malformed CSV: {exc}") from None
 

@@ -51,7 +51,7 @@ PLACEHOLDER_SERIALS = frozenset(
     )
 )
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 
@@ -122,7 +122,7 @@ def serial(value: str) -> str:
 def hostname(value: str) -> str:
     """An RFC 1123 host name (or FQDN), lower-cased."""
     reject_control(value)
-    text = value.strip().lower().rstrip(".")
+    text = value.strip().rstrip(".")
     if not text or len(text) > 253:
         raise ValueError(f"{value.strip()!r} is not a valid host name (1-253 characters)")
     for label in text.split("."):
@@ -131,7 +131,7 @@ def hostname(value: str) -> str:
                 f"{value.strip()!r} is not a valid host name (RFC 1123: labels of letters, "
                 "digits and inner hyphens, at most 63 each)"
             )
-    return text
+    return text.lower()
 
 
 def token(value: str, what: str = "value") -> str:
