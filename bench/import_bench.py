@@ -36,14 +36,35 @@ def generate(path: Path, rows: int) -> float:
     start = time.perf_counter()
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet("Purchases")
-    ws.append(["Serial Number", "MAC Address", "Hardware Model", "OS", "Hostname", "Site",
-               "Rack", "Unit", "Asset Tag", "Notes"])
+    ws.append(
+        [
+            "Serial Number",
+            "MAC Address",
+            "Hardware Model",
+            "OS",
+            "Hostname",
+            "Site",
+            "Rack",
+            "Unit",
+            "Asset Tag",
+            "Notes",
+        ]
+    )
     for i in range(rows):
-        mac = f"52:54:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
+        mac = "52:54:" + ":".join(f"{(i >> shift) & 255:02x}" for shift in (24, 16, 8, 0))
         rack = f"R{i // 40:04d}"
-        row = [f"SN{i:09d}", mac if i % 10 else mac.replace(":", "-").upper(), MODELS[i % 4],
-               OSES[i % 3], f"n{i:06d}-{rack.lower()}", "dc1", rack, str(i % 40 + 1),
-               f"AT-{i}", "provisioning_auto" if i % 7 else "manual"]
+        row = [
+            f"SN{i:09d}",
+            mac if i % 10 else mac.replace(":", "-").upper(),
+            MODELS[i % 4],
+            OSES[i % 3],
+            f"n{i:06d}-{rack.lower()}",
+            "dc1",
+            rack,
+            str(i % 40 + 1),
+            f"AT-{i}",
+            "provisioning_auto" if i % 7 else "manual",
+        ]
         cells = []
         for value in row:
             cell = WriteOnlyCell(ws, value=value)
@@ -91,10 +112,14 @@ def main() -> None:
     ratio = imp_wall / bare[0]
     print(f"rows: {args.rows}")
     print(f"bare calamine read : {bare[0]:6.2f} s  peak {bare[1]} MB")
-    print(f"bmprov import      : {imp_wall:6.2f} s  peak {imp_rss} MB  ratio {ratio:.2f}x "
-          f"(target <= 2.0x, <= 300 MB)")
-    print(f"re-import unchanged: {re_wall:6.2f} s  peak {re_rss} MB  counts {plan['counts']} "
-          f"written={plan['written']}")
+    print(
+        f"bmprov import      : {imp_wall:6.2f} s  peak {imp_rss} MB  ratio {ratio:.2f}x "
+        f"(target <= 2.0x, <= 300 MB)"
+    )
+    print(
+        f"re-import unchanged: {re_wall:6.2f} s  peak {re_rss} MB  counts {plan['counts']} "
+        f"written={plan['written']}"
+    )
     ok = ratio <= 2.0 and imp_rss <= 300 and not plan["written"]
     print("RESULT:", "PASS" if ok else "FAIL")
 

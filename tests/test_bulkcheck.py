@@ -15,9 +15,26 @@ from bmprov import bulkcheck, validate
 ALPHABET = "0123456789abcdefABCDEF:-._/ \n\tzZ"
 cells = st.one_of(
     st.text(alphabet=ALPHABET, max_size=20),
-    st.sampled_from(["", "52:54:00:12:34:56", "5254.0012.3456", "525400123456", "01:00:5e:00:00:01",
-                     "000000000000", "To Be Filled By O.E.M.", "0000", "SN-1", "Node1.Example.COM",
-                     "10.0.0.1:623", "bmc.example:70000", "256.1.1.1", "a" * 70, "-x", "host-"]),
+    st.sampled_from(
+        [
+            "",
+            "52:54:00:12:34:56",
+            "5254.0012.3456",
+            "525400123456",
+            "01:00:5e:00:00:01",
+            "000000000000",
+            "To Be Filled By O.E.M.",
+            "0000",
+            "SN-1",
+            "Node1.Example.COM",
+            "10.0.0.1:623",
+            "bmc.example:70000",
+            "256.1.1.1",
+            "a" * 70,
+            "-x",
+            "host-",
+        ]
+    ),
 )
 
 
