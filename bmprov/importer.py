@@ -293,6 +293,7 @@ def _parse(
         numbers=list(range(data.header_row + 1, data.header_row + 1 + n)), bad=bytearray(n)
     )
     transposed = _transpose(data.rows, len(data.header))
+    data.rows = []  # the columns hold every cell now; free the row lists (peak memory)
     texts_by_field: dict[str, list[str]] = {}
     for i, col, header in columns:
         texts = _texts(name, transposed[i], col, header, problems, state)
