@@ -143,7 +143,7 @@ def build_pool(raw: dict[str, Any], where: str, implicit: Iterable[str] = ()) ->
         net = netaddr.IPNetwork(str(raw.get("subnet", "")), version=4)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise PoolError(f"{where}.subnet: {raw.get('subnet')!r} is not an IPv4 CIDR") from None
-    if net.cidr != net:
+    if net.ip != net.network:
         raise PoolError(f"{where}.subnet: {raw['subnet']!r} has host bits set (use {net.cidr})")
     first, last = int(net.first), int(net.last)
     inside = (first + 1, last - 1) if net.prefixlen < 31 else (first, last)

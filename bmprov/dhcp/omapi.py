@@ -8,8 +8,9 @@ read back with a lookup. A wrong key, a closed port and a silent server each get
 message, and after a connection-level failure every further call fails at once with the same
 message instead of waiting out the timeout again.
 
-The secret comes from ``[dhcp.omapi] key_file``, ``key_env`` or (discouraged) ``key``; it is
-held in a :class:`Secret` that never prints.
+The secret comes from ``[dhcp.omapi] key_file`` or ``key_env`` (never from bmprov.toml itself,
+which is often kept in git and whose contents appear in reprs); it is held in a :class:`Secret`
+that never prints.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Secret:
 
 
 def read_key(section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]) -> Secret | None:
-    """The OMAPI secret from ``key_file``, ``key_env`` or ``key`` (first one set wins)."""
+    """The OMAPI secret from ``key_file`` or ``key_env`` (the file wins)."""
     if section.get("key_file"):
         path = resolve(str(section["key_file"]))
         try:
@@ -63,8 +64,6 @@ def read_key(section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]
         if name not in os.environ:
             raise ConfigError(f"dhcp.omapi.key_env: ${name} is not set")
         text = os.environ[name]
-    elif section.get("key"):
-        text = str(section["key"])
     else:
         return None
     secret = text.strip().encode()

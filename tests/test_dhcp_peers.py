@@ -1,0 +1,142 @@
+"""The networking stage against real DHCP servers, checked by a real DHCP and TFTP client.
+
+For each of ISC dhcpd (OMAPI), dnsmasq and Kea: a namespace pair is built, the server started,
+``advance --stage networking`` runs through the library, then busybox udhcpc with the node's MAC
+must get exactly the allocated IP, the boot filename and next-server, and a TFTP client must
+fetch the node's ``pxelinux.cfg/01-…`` file with the expected content.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bmprov.config import load_config
+from bmprov.db import StateDB
+from bmprov.importer import import_sheet
+from bmprov.lifecycle import ActionContext, advance
+from bmprov.netdetect import NetworkSettings
+from bmprov.nodes import Selection, get_node
+from bmprov.setup_site import init_site
+from bmprov.validate import pxe_mac_name
+from tests import peers
+from tests.conftest import write_csv
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(not peers.can_run_peers(), reason="needs root, iproute2 and the peers"),
+]
+
+MAC = "02:31:00:00:00:42"
+BOOT_FILE = "pxelinux.0"
+
+
+class TftpWriter:
+    """Stand-in for NodeFileWriter until feat/boot is merged: one per-MAC pxelinux file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, node, ip):
+        path = self.root / "pxelinux.cfg" / pxe_mac_name(node.mac)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o755)
+        path.write_text(f"DEFAULT install\n# {node.serial} {ip}\n")
+        path.chmod(0o644)
+        return [path]
+
+
+def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str):
+    net = NetworkSettings(peers.SRV_IF, topo.server_ip, topo.subnet, topo.server_ip)
+    result = init_site(tmp / "site", net)
+    text = result.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
+    result.config_path.write_text(text + "\n" + extra + "\n")
+    config = load_config(result.config_path)
+    sheet = write_csv(
+        tmp / "sheet.csv",
+        [["serial", "mac", "hostname", "notes"], ["SRV42", MAC, "node42", "provisioning_auto"]],
+    )
+    with StateDB(config.state_path) as db:
+        import_sheet(db, config, sheet)
+    return config
+
+
+def run_networking(config, topo: peers.Topology, tftproot: Path):
+    with StateDB(config.state_path) as db:
+        ctx = ActionContext(config, db, "advance", {"file_writer": TftpWriter(tftproot)})
+        advance(ctx, Selection(all=True), "mounting")
+        with peers.netns(topo.srv):  # OMAPI listens on 127.0.0.1 inside the server netns
+            batch = advance(ctx, Selection(all=True), "networking")
+        node = get_node(db, "SRV42")
+    assert [r.status for r in batch.results] == ["ok"], batch.results
+    return node
+
+
+def check_client(topo: peers.Topology, d: Path, node) -> None:
+    lease = peers.dhcp_client(topo, d)
+    assert lease.get("ip") == node.ip
+    assert lease.get("boot_file") == BOOT_FILE
+    assert lease.get("siaddr") == topo.server_ip
+    got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
+    assert f"# SRV42 {node.ip}" in got
+
+
+def tftp_root(tmp: Path) -> Path:
+    root = tmp / "tftp"
+    root.mkdir()
+    root.chmod(0o755)
+    return root
+
+
+def test_isc_dhcpd_over_omapi(tmp_path) -> None:
+    with peers.topology(MAC, net=11) as topo:
+        secret = peers.new_secret()
+        peers.start_dhcpd(topo, tmp_path, secret)
+        root = tftp_root(tmp_path)
+        peers.start_tftpd(topo, root, tmp_path)
+        (tmp_path / "omapi.key").write_text(secret + "\n")
+        config = make_site(
+            tmp_path,
+            topo,
+            "omapi",
+            f'[dhcp.omapi]\nkey_file = "{tmp_path / "omapi.key"}"\ntimeout = 3',
+        )
+        node = run_networking(config, topo, root)
+        assert node.stage == "os_provisioning"
+        assert node.ip == "10.231.11.2"  # .1 is gateway and server
+        check_client(topo, tmp_path, node)
+        leases = (tmp_path / "dhcpd.leases").read_text()
+        assert "host SRV42" in leases
+        assert 'server.filename = "pxelinux.0"' in leases
+
+
+def test_dnsmasq_hostsdir(tmp_path) -> None:
+    with peers.topology(MAC, net=12) as topo:
+        root = tftp_root(tmp_path)
+        hostsdir = tmp_path / "hosts.d"
+        peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
+        config = make_site(
+            tmp_path,
+            topo,
+            "dnsmasq",
+            f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
+        )
+        node = run_networking(config, topo, root)
+        check_client(topo, tmp_path, node)
+
+
+def test_kea_config_reload(tmp_path) -> None:
+    with peers.topology(MAC, net=13) as topo:
+        root = tftp_root(tmp_path)
+        peers.start_kea(topo, tmp_path)
+        peers.start_tftpd(topo, root, tmp_path)
+        config = make_site(
+            tmp_path,
+            topo,
+            "kea",
+            f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
+            f'socket = "{tmp_path / "kea.sock"}"',
+        )
+        node = run_networking(config, topo, root)
+        check_client(topo, tmp_path, node)
