@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bmprov import states, validate
+from bmprov import install_options, states, validate
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import Problem, ValidationFailed
@@ -136,8 +136,55 @@ COLUMNS: list[Column] = [
         validate.bmc_type,
         cached=True,
     ),
+    # OS install options (bmprov.install_options); a plain root password is hashed here.
+    Column(
+        "root_password_hash",
+        ("rootpassword", "rootpw", "rootpass", "rootpasswordhash", "rootpwhash"),
+        install_options.root_password,
+        target="install",
+        cached=True,  # hash each distinct cell once (SHA-512 crypt is slow on purpose)
+    ),
+    Column(
+        "ssh_key",
+        ("sshkey", "sshpublickey", "publickey", "authorizedkey", "rootsshkey"),
+        install_options.ssh_key,
+        target="install",
+    ),
+    Column(
+        "partition_scheme",
+        ("partitionscheme", "partitioning", "partitionlayout", "diskscheme", "raid", "storage"),
+        install_options.partition_scheme,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "disks",
+        ("diskcount", "numdisks", "disknumber", "drives", "drivecount"),
+        install_options.disk_count,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "post_script",
+        ("postscript", "postinstall", "postinstallscript"),
+        install_options.post_script,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "callback_url",
+        ("callbackurl", "callback", "postinstallcallback", "postinstallcallbackurl", "notifyurl"),
+        install_options.callback_url,
+        target="install",
+        cached=True,
+    ),
 ]
 """Known columns. Features add their own (install options) by appending here."""
+
+ROW_CHECKS: list[Callable[[dict[str, Any]], tuple[str, str] | None]] = [
+    install_options.row_check,
+]
+"""Checks across the cells of one row → ``(field, message)`` for a problem, or None."""
 
 NODE_COLUMNS = (
     "model",
@@ -288,12 +335,25 @@ def _parse_rows(
                     Problem(name, number, _header_of(columns, "serial"), "serial is blank")
                 )
             continue
-        if bad:
+        if bad or _row_problems(name, number, parsed, columns, problems):
             continue
         if default_site and "site" not in parsed:
             parsed["site"] = default_site
         rows.append(_sheet_row(number, parsed))
     return rows
+
+
+def _row_problems(
+    name: str,
+    number: int,
+    parsed: dict[str, Any],
+    columns: list[tuple[int, Column, str]],
+    problems: list[Problem],
+) -> bool:
+    found = [p for p in (check(parsed) for check in ROW_CHECKS) if p]
+    for field_name, message in found:
+        problems.append(Problem(name, number, _header_of(columns, field_name), message))
+    return bool(found)
 
 
 def _header_of(columns: list[tuple[int, Column, str]], field_name: str) -> str | None:
