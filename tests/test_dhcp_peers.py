@@ -32,25 +32,11 @@ MAC = "02:31:00:00:00:42"
 BOOT_FILE = "pxelinux.0"
 
 
-class TftpWriter:
-    """Stand-in for NodeFileWriter until feat/boot is merged: one per-MAC pxelinux file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def write(self, node, ip):
-        path = self.root / "pxelinux.cfg" / pxe_mac_name(node.mac)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o755)
-        path.write_text(f"DEFAULT install\n# {node.serial} {ip}\n")
-        path.chmod(0o644)
-        return [path]
-
-
-def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str):
+def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str, tftproot: Path):
     net = NetworkSettings(peers.SRV_IF, topo.server_ip, topo.subnet, topo.server_ip)
     result = init_site(tmp / "site", net)
     text = result.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
+    text = text.replace('tftp_root = "tftpboot"', f'tftp_root = "{tftproot}"')
     result.config_path.write_text(text + "\n" + extra + "\n")
     config = load_config(result.config_path)
     sheet = write_csv(
@@ -62,9 +48,9 @@ def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str):
     return config
 
 
-def run_networking(config, topo: peers.Topology, tftproot: Path):
+def run_networking(config, topo: peers.Topology):
     with StateDB(config.state_path) as db:
-        ctx = ActionContext(config, db, "advance", {"file_writer": TftpWriter(tftproot)})
+        ctx = ActionContext(config, db, "advance")
         advance(ctx, Selection(all=True), "mounting")
         with peers.netns(topo.srv):  # OMAPI listens on 127.0.0.1 inside the server netns
             batch = advance(ctx, Selection(all=True), "networking")
@@ -73,13 +59,15 @@ def run_networking(config, topo: peers.Topology, tftproot: Path):
     return node
 
 
-def check_client(topo: peers.Topology, d: Path, node) -> None:
+def check_client(topo: peers.Topology, d: Path, node, root: Path) -> None:
     lease = peers.dhcp_client(topo, d)
     assert lease.get("ip") == node.ip
     assert lease.get("boot_file") == BOOT_FILE
     assert lease.get("siaddr") == topo.server_ip
     got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
-    assert f"# SRV42 {node.ip}" in got
+    assert got == (root / "pxelinux.cfg" / pxe_mac_name(MAC)).read_text()
+    assert "rocky9/vmlinuz" in got  # the install entry NodeFileWriter rendered for this node
+    assert "SRV42" in got
 
 
 def tftp_root(tmp: Path) -> Path:
@@ -101,11 +89,12 @@ def test_isc_dhcpd_over_omapi(tmp_path) -> None:
             topo,
             "omapi",
             f'[dhcp.omapi]\nkey_file = "{tmp_path / "omapi.key"}"\ntimeout = 3',
+            root,
         )
-        node = run_networking(config, topo, root)
+        node = run_networking(config, topo)
         assert node.stage == "os_provisioning"
         assert node.ip == "10.231.11.2"  # .1 is gateway and server
-        check_client(topo, tmp_path, node)
+        check_client(topo, tmp_path, node, root)
         leases = (tmp_path / "dhcpd.leases").read_text()
         assert "host SRV42" in leases
         assert 'server.filename = "pxelinux.0"' in leases
@@ -121,9 +110,10 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
             topo,
             "dnsmasq",
             f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
+            root,
         )
-        node = run_networking(config, topo, root)
-        check_client(topo, tmp_path, node)
+        node = run_networking(config, topo)
+        check_client(topo, tmp_path, node, root)
 
 
 def test_kea_config_reload(tmp_path) -> None:
@@ -137,6 +127,7 @@ def test_kea_config_reload(tmp_path) -> None:
             "kea",
             f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
             f'socket = "{tmp_path / "kea.sock"}"',
+            root,
         )
-        node = run_networking(config, topo, root)
-        check_client(topo, tmp_path, node)
+        node = run_networking(config, topo)
+        check_client(topo, tmp_path, node, root)
