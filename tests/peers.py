@@ -282,7 +282,7 @@ exit 0
 """
 
 
-def dhcp_client(topo: Topology, d: Path) -> dict[str, str]:
+def dhcp_client(topo: Topology, d: Path, tries: int = 4) -> dict[str, str]:
     """busybox udhcpc in the client namespace; the bound lease's fields (empty: no lease)."""
     hook = d / "udhcpc-hook.sh"
     hook.write_text(UDHCPC_HOOK)

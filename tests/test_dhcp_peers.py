@@ -8,6 +8,7 @@ fetch the node's ``pxelinux.cfg/01-…`` file with the expected content.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,16 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
         )
         node = run_networking(config, topo)
         check_client(topo, tmp_path, node, root)
+        dnsmasq = topo.procs[0]
+        with StateDB(config.state_path) as db:  # leaving: file removed, SIGHUP, no lease
+            db.conn.execute("UPDATE nodes SET stage = 'deployed'")
+            ctx = ActionContext(config, db, "advance")
+            batch = advance(ctx, Selection(all=True), "decommissioning")
+            assert [r.status for r in batch.results] == ["ok"]
+        assert list(hostsdir.iterdir()) == []
+        subprocess.run(["ip", "-n", topo.cli, "addr", "flush", "dev", peers.CLI_IF], check=True)
+        assert peers.dhcp_client(topo, tmp_path, tries=2) == {}
+        assert dnsmasq.poll() is None  # survived the SIGHUP (no set: tags in host lines)
 
 
 def test_kea_config_reload(tmp_path) -> None:

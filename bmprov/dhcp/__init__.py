@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import import_module
+from pathlib import Path
 from typing import Any, ClassVar
 
 from bmprov import validate
@@ -119,6 +120,13 @@ class DhcpSettings:
         """A backend's own table (``[dhcp.omapi]``...), empty if absent."""
         value = self.section.get(name, {})
         return value if isinstance(value, dict) else {}
+
+    def path(self, name: str, key: str) -> Path:
+        """A required path of a backend's table, resolved against the config file."""
+        value = self.sub(name).get(key)
+        if not value:
+            raise ConfigError(f"dhcp.{name}.{key} is required for the {name} backend")
+        return self.config.resolve(value)
 
     @classmethod
     def from_config(cls, config: Config) -> DhcpSettings:

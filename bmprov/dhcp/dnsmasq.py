@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bmprov.dhcp import DhcpSettings, Reservation, ReservationRefused
 from bmprov.dhcp.table import TableBackend
-from bmprov.errors import ConfigError, DriverError
+from bmprov.errors import DriverError
 from bmprov.fsutil import write_if_changed
 
 SUFFIX = ".conf"
@@ -55,10 +55,7 @@ class DnsmasqBackend(TableBackend):
     @property
     def hostsdir(self) -> Path:
         """The ``dhcp-hostsdir`` dnsmasq watches."""
-        value = self.settings.sub("dnsmasq").get("hostsdir")
-        if not value:
-            raise ConfigError("dhcp.dnsmasq.hostsdir is required for the dnsmasq backend")
-        return self.settings.config.resolve(value)
+        return self.settings.path("dnsmasq", "hostsdir")
 
     @property
     def where(self) -> str:

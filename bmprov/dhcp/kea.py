@@ -15,7 +15,7 @@ from typing import Any
 
 from bmprov.dhcp import Reservation, ReservationRefused
 from bmprov.dhcp.table import TableBackend
-from bmprov.errors import ConfigError, DriverError
+from bmprov.errors import DriverError
 from bmprov.fsutil import atomic_write
 from bmprov.ipam import ip_to_int
 
@@ -69,18 +69,12 @@ class KeaBackend(TableBackend):
     @property
     def config_path(self) -> Path:
         """kea-dhcp4's JSON config."""
-        value = self.settings.sub("kea").get("config")
-        if not value:
-            raise ConfigError("dhcp.kea.config is required for the kea backend")
-        return self.settings.config.resolve(value)
+        return self.settings.path("kea", "config")
 
     @property
     def socket_path(self) -> Path:
         """kea-dhcp4's unix control socket."""
-        value = self.settings.sub("kea").get("socket")
-        if not value:
-            raise ConfigError("dhcp.kea.socket is required for the kea backend")
-        return self.settings.config.resolve(value)
+        return self.settings.path("kea", "socket")
 
     @property
     def where(self) -> str:
