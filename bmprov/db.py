@@ -76,6 +76,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
         """,
     ),
+    (
+        "0002_boot_files",
+        """
+        CREATE TABLE boot_files (
+            node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL,
+            cleared_at TEXT,
+            updated_at TEXT NOT NULL
+        ) STRICT;
+        """,
+    ),
 ]
 
 

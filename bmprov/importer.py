@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from bmprov import bulkcheck, states, validate
+from bmprov import bulkcheck, install_options, states, validate
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import Problem, ValidationFailed
@@ -148,8 +148,57 @@ COLUMNS: list[Column] = [
         validate.bmc_type,
         cached=True,
     ),
+    # OS install options (bmprov.install_options); a plain root password is hashed here.
+    Column(
+        "root_password_hash",
+        ("rootpassword", "rootpw", "rootpass", "rootpasswordhash", "rootpwhash"),
+        install_options.root_password,
+        target="install",
+        cached=True,  # hash each distinct cell once (SHA-512 crypt is slow on purpose)
+    ),
+    Column(
+        "ssh_key",
+        ("sshkey", "sshpublickey", "publickey", "authorizedkey", "rootsshkey"),
+        install_options.ssh_key,
+        target="install",
+    ),
+    Column(
+        "partition_scheme",
+        ("partitionscheme", "partitioning", "partitionlayout", "diskscheme", "raid", "storage"),
+        install_options.partition_scheme,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "disks",
+        ("diskcount", "numdisks", "disknumber", "drives", "drivecount"),
+        install_options.disk_count,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "post_script",
+        ("postscript", "postinstall", "postinstallscript"),
+        install_options.post_script,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "callback_url",
+        ("callbackurl", "callback", "postinstallcallback", "postinstallcallbackurl", "notifyurl"),
+        install_options.callback_url,
+        target="install",
+        cached=True,
+    ),
 ]
 """Known columns. Features add their own (install options) by appending here."""
+
+ROW_CHECKS: list[Callable[[dict[str, Any]], tuple[str, str] | None]] = [
+    install_options.row_check,
+]
+"""Checks across the cells of one row → ``(field, message)`` for a problem, or None.
+
+They see the row's install options and node fields, and run for sheets with install columns."""
 
 NODE_COLUMNS = (
     "model",
@@ -305,7 +354,10 @@ def _parse(
         if serial is None and not state.blank[k] and not state.bad[k]:
             problems.append(Problem(name, state.numbers[k], serial_header, "serial is blank"))
             state.bad[k] = 1
-    return _assemble(state, default_site)
+    def report(k: int, field_name: str, message: str) -> None:
+        problems.append(Problem(name, state.numbers[k], seen_header(columns, field_name), message))
+
+    return _assemble(state, default_site, report)
 
 
 def _transpose(rows: list[list[Cell]], width: int) -> list[tuple[Cell, ...]]:
@@ -396,7 +448,9 @@ def _validate_column(
     return values
 
 
-def _assemble(state: _Parsed, default_site: str | None) -> list[SheetRow]:
+def _assemble(
+    state: _Parsed, default_site: str | None, report: Callable[[int, str, str], None]
+) -> list[SheetRow]:
     n = len(state.numbers)
     none = [None] * n
     by_target = {c.field: c.target for c in COLUMNS}
@@ -417,9 +471,22 @@ def _assemble(state: _Parsed, default_site: str | None) -> list[SheetRow]:
             install = {
                 f: state.values[f][k] for f in install_fields if state.values[f][k] is not None
             }
+        if install and ROW_CHECKS and _row_problems(k, node, install, report):
+            continue
         m = macs[k]
         rows.append(SheetRow(state.numbers[k], serials[k], node, tuple(m) if m else None, install))
     return rows
+
+
+def _row_problems(
+    k: int, node: tuple[Any, ...], install: dict[str, Any],
+    report: Callable[[int, str, str], None],
+) -> bool:
+    values = {**dict(zip(NODE_COLUMNS, node, strict=True)), **install}
+    found = [p for p in (check(values) for check in ROW_CHECKS) if p]
+    for field_name, message in found:
+        report(k, field_name, message)
+    return bool(found)
 
 
 def _check_duplicates(

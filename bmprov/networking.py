@@ -1,6 +1,216 @@
 """The networking stage's entry action: allocate → reserve → boot/install files → os_provisioning.
 
-(Filled by the networking feature; registers itself with :func:`bmprov.lifecycle.register_action`.)
+Per batch, not per node:
+
+1. every node without a MAC fails at ``allocate`` (a serial-only sheet row cannot PXE-boot);
+2. the batch's addresses are chosen in **one** transaction (:func:`bmprov.ipam.allocate`);
+   nodes that already hold one keep it, so a re-run picks up where it stopped;
+3. **one** backend connection reserves every node; each successful reservation is handed to a
+   writer thread that renders the node's boot and install files while the main thread waits
+   on the next DHCP round trip;
+4. a node whose reservation fails gets its freshly chosen address back (released in one
+   transaction), so the state never holds an IP without its reservation; a node whose files
+   fail keeps IP and reservation (consistent) and is failed at that step; re-running resumes.
+
+Leaving service (``decommissioning``) removes the reservation and releases the address.
 """
 
 from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from bmprov import ipam
+from bmprov import states as st
+from bmprov.config import Config
+from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
+from bmprov.errors import BmprovError, StepFailed
+from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
+from bmprov.nodes import Node
+
+log = logging.getLogger(__name__)
+
+ALLOCATE, RESERVE, FILES, RELEASE = "allocate", "reserve", "boot files", "release"
+
+
+class FileWriter(Protocol):
+    """What networking needs from :class:`bmprov.bootfiles.NodeFileWriter`."""
+
+    def write(self, node: Node, ip: str) -> list[Path]:
+        """Write the node's boot and install files; StepFailed on a bad value."""
+        ...
+
+
+def default_writer(config: Config) -> FileWriter:
+    """The shipped :class:`~bmprov.bootfiles.NodeFileWriter` (imported when first needed)."""
+    module = importlib.import_module("bmprov.bootfiles")
+    writer: FileWriter = module.NodeFileWriter(config)
+    return writer
+
+
+@dataclass
+class _Batch:
+    """Book-keeping for one run: what failed where, and what each node got."""
+
+    failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # id → (step, reason)
+    ips: dict[int, str] = field(default_factory=dict)
+    files: dict[int, Future[list[Path]]] = field(default_factory=dict)
+    reserved: set[int] = field(default_factory=set)  # ids the server holds after commit
+
+    def fail(self, node: Node, step: str, reason: str) -> None:
+        self.failed.setdefault(node.id, (step, reason))
+
+
+@register_action(st.NETWORKING)
+class NetworkingAction(StageAction):
+    """allocate → reserve → files, batched; see the module docstring."""
+
+    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+        """Set up every node's network and boot files, yielding one outcome per node."""
+        settings = DhcpSettings.from_config(ctx.config)
+        backend = ctx.options.get("dhcp_backend") or open_backend(settings)
+        writer = ctx.options.get("file_writer") or default_writer(ctx.config)
+        batch = _Batch()
+        ready = []
+        for node in nodes:
+            if node.mac is None:
+                batch.fail(node, ALLOCATE, "no MAC address known yet (serial-only sheet row)")
+            else:
+                ready.append(node)
+        allocation = ipam.allocate(ctx.db, list(settings.pools), ready)
+        for node in ready:
+            if node.id in allocation.errors:
+                batch.fail(node, ALLOCATE, allocation.errors[node.id])
+            else:
+                batch.ips[node.id] = allocation.ips[node.id]
+        todo = [n for n in ready if n.id in batch.ips]
+        try:
+            if todo:
+                _reserve_and_write(ctx, settings, backend, writer, todo, batch)
+        finally:  # even on a crash: no address without its reservation
+            undo = allocation.new - batch.reserved
+            if undo:
+                ipam.release(ctx.db, sorted(undo))
+        for node in nodes:
+            yield _outcome(node, batch)
+
+
+def _reserve_and_write(
+    ctx: ActionContext,
+    settings: DhcpSettings,
+    backend: DhcpBackend,
+    writer: FileWriter,
+    todo: list[Node],
+    batch: _Batch,
+) -> None:
+    try:
+        backend.open()
+    except BmprovError as exc:
+        for node in todo:
+            batch.fail(node, RESERVE, str(exc))
+        return
+    try:
+        backend.claim(_owners(ctx))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bmprov-files") as pool:
+            for node in todo:
+                ip = batch.ips[node.id]
+                try:
+                    backend.add(_reservation(settings, node, ip))
+                except BmprovError as exc:
+                    batch.fail(node, RESERVE, str(exc))
+                    continue
+                batch.reserved.add(node.id)
+                batch.files[node.id] = pool.submit(writer.write, replace(node, ip=ip), ip)
+            _commit(backend, todo, batch)
+    finally:
+        backend.close()
+
+
+def _commit(backend: DhcpBackend, todo: list[Node], batch: _Batch) -> None:
+    """Apply buffered reservations; if that fails, undo the files of the nodes it covered."""
+    try:
+        backend.commit()
+    except BmprovError as exc:
+        for node in todo:
+            if node.id in batch.failed:
+                continue
+            batch.fail(node, RESERVE, str(exc))
+            batch.reserved.discard(node.id)
+            future = batch.files.pop(node.id, None)
+            for path in _paths(future):
+                path.unlink(missing_ok=True)
+
+
+def _paths(future: Future[list[Path]] | None) -> list[Path]:
+    if future is None:
+        return []
+    try:
+        return future.result()
+    except Exception:  # the write failed: nothing to undo
+        return []
+
+
+def _reservation(settings: DhcpSettings, node: Node, ip: str) -> Reservation:
+    assert node.mac is not None  # noqa: S101  (filtered before allocation)
+    return settings.reservation(node.mac, ip, node.serial, node.hostname)
+
+
+def _owners(ctx: ActionContext) -> dict[str, str]:
+    """ip → boot MAC of every node holding an address (one query)."""
+    rows = ctx.db.query(
+        "SELECT n.ip, m.mac FROM nodes n JOIN macs m ON m.node_id = n.id"
+        " WHERE n.ip IS NOT NULL ORDER BY m.position DESC"
+    )
+    return {r["ip"]: r["mac"] for r in rows}  # lowest position wins (written last)
+
+
+def _outcome(node: Node, batch: _Batch) -> Outcome:
+    future = batch.files.get(node.id)
+    if node.id not in batch.failed and future is not None:
+        try:
+            future.result()
+        except StepFailed as exc:
+            batch.fail(node, exc.step, exc.reason)
+        except BmprovError as exc:
+            batch.fail(node, FILES, str(exc))
+        except Exception as exc:
+            log.exception("writing files for %s crashed", node.serial)
+            batch.fail(node, FILES, f"internal error: {type(exc).__name__}")
+    if node.id in batch.failed:
+        step, reason = batch.failed[node.id]
+        return Outcome(
+            node, False, reason, step, {"ip": None if step == RESERVE else batch.ips.get(node.id)}
+        )
+    ip = batch.ips[node.id]
+    return Outcome(node, True, f"{ip} reserved, boot files written", details={"ip": ip})
+
+
+@register_action(st.DECOMMISSIONING)
+class DecommissionAction(StageAction):
+    """Leaving service: remove the DHCP reservation, then release the address."""
+
+    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+        """One backend connection for the batch; the IP is released only once unreserved."""
+        settings = DhcpSettings.from_config(ctx.config)
+        backend = ctx.options.get("dhcp_backend") or open_backend(settings)
+        done: list[Node] = []
+        failed: dict[int, str] = {}
+        with backend:
+            for node in nodes:
+                try:
+                    for mac in node.macs:
+                        backend.remove(mac)
+                    done.append(node)
+                except BmprovError as exc:
+                    failed[node.id] = str(exc)
+        ipam.release(ctx.db, [n.id for n in done])
+        for node in nodes:
+            if node.id in failed:
+                yield Outcome(node, False, failed[node.id], RELEASE)
+            else:
+                yield Outcome(node, True, "reservation removed, address released")

@@ -1,0 +1,429 @@
+"""Per-MAC boot-loader entries and per-node OS install files.
+
+:class:`NodeFileWriter` is the one API the networking stage and ``bmprov pxe`` use:
+
+* :meth:`NodeFileWriter.write` puts a node in *install* mode: for each of its MACs a pxelinux,
+  a GRUB and an iPXE entry that boot the installer of the node's OS, plus the node's install
+  file (kickstart, preseed or autoinstall user-data) under the HTTP root;
+* :meth:`NodeFileWriter.local_boot` switches every per-MAC entry of a node to booting its local
+  disk (a file that says so, never a deleted one: a missing file falls through to ``default``,
+  which on UEFI could be a stale GRUB file and reinstall the machine; see pxe-boot.md §8).
+
+Names are exactly those the loaders request (pxe-boot.md §6), one function per loader:
+``pxelinux.cfg/01-aa-bb-cc-dd-ee-ff`` and ``<grub prefix>/grub.cfg-01-aa-bb-cc-dd-ee-ff`` under
+the TFTP root, ``<ipxe dir>/mac-aa-bb-cc-dd-ee-ff.ipxe`` under the HTTP root (fetched by
+``boot.ipxe`` as ``mac-${net0/mac:hexhyp}.ipxe``). Files are written atomically, mode 0644, and
+only when their bytes change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bmprov import validate
+from bmprov.config import Config
+from bmprov.errors import ConfigError, StepFailed
+from bmprov.fsutil import write_if_changed
+from bmprov.install_options import InstallDefaults, InstallOptions
+from bmprov.nodes import Node
+from bmprov.render import Renderer, RenderError
+
+LOADERS = ("pxelinux", "grub", "ipxe")
+INSTALL_KINDS = ("kickstart", "preseed", "autoinstall")
+EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
+_REL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}")
+_CMDLINE_ARG = re.compile(r"[A-Za-z0-9._:/@+=,;~-]+")
+
+
+# ---- file names, one function per loader -----------------------------------------------------
+
+
+def pxelinux_name(mac: str) -> str:
+    """``pxelinux.cfg/01-aa-bb-cc-dd-ee-ff`` (relative to the TFTP root)."""
+    return f"pxelinux.cfg/{validate.pxe_mac_name(mac)}"
+
+
+def grub_name(mac: str, prefix: str = "grub") -> str:
+    """``<prefix>/grub.cfg-01-aa-bb-cc-dd-ee-ff`` (relative to the TFTP root)."""
+    return f"{prefix}/grub.cfg-{validate.pxe_mac_name(mac)}"
+
+
+def ipxe_name(mac: str, directory: str = "ipxe") -> str:
+    """``<dir>/mac-aa-bb-cc-dd-ee-ff.ipxe``: what ``mac-${net0/mac:hexhyp}.ipxe`` expands to."""
+    return f"{directory}/mac-{mac.replace(':', '-')}.ipxe"
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OsProfile:
+    """How one OS installs: its PXE template family, install file kind, kernel, initrd, repo."""
+
+    name: str
+    template: str
+    install: str
+    kernel: str
+    initrd: str
+    repo: str | None = None  # default: http://SERVER[:PORT]/repo/<name>
+    ks_version: str = "RHEL9"  # pykickstart syntax version for `ks validate`
+
+
+def _profile(name: str, template: str, install: str, kernel: str, initrd: str) -> OsProfile:
+    return OsProfile(name, template, install, f"{name}/{kernel}", f"{name}/{initrd}")
+
+
+BUILTIN_OS: dict[str, OsProfile] = {
+    p.name: p
+    for p in (
+        _profile("rocky9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
+        _profile("rhel9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
+        _profile("alma9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
+        _profile("debian12", "debian-installer", "preseed", "linux", "initrd.gz"),
+        _profile("ubuntu-22.04", "subiquity", "autoinstall", "vmlinuz", "initrd"),
+        _profile("ubuntu-24.04", "subiquity", "autoinstall", "vmlinuz", "initrd"),
+    )
+}
+"""Shipped OS profiles; ``[boot.os.NAME]`` tables override fields or add OSes."""
+
+
+@dataclass(frozen=True)
+class BootSettings:
+    """The ``[boot]`` section (plus ``[network] server_address/domain``), validated."""
+
+    tftp_root: Path
+    http_root: Path
+    server: str
+    http_port: int = 80
+    install_dir: str = "ks"
+    grub_prefix: str = "grub"
+    ipxe_dir: str = "ipxe"
+    default_os: str = "rocky9"
+    kernel_args: tuple[str, ...] = ()
+    domain: str | None = None
+    os: dict[str, OsProfile] = field(default_factory=lambda: dict(BUILTIN_OS))
+
+    @classmethod
+    def from_config(cls, config: Config) -> BootSettings:
+        """Validate ``[boot]``; :class:`ConfigError` names the key."""
+        raw = config.section("boot")
+        network = config.section("network")
+        where = f"{config.path or 'config'}"
+        server = str(network.get("server_address", ""))
+        try:
+            ipaddress.IPv4Address(server)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: network.server_address must be set to an IPv4 address"
+            ) from None
+        try:
+            settings = cls(
+                tftp_root=config.resolve(raw.get("tftp_root", "tftpboot")),
+                http_root=config.resolve(raw.get("http_root", "http")),
+                server=server,
+                http_port=int(raw.get("http_port", 80)),
+                install_dir=_rel(raw.get("install_dir", "ks"), "install_dir"),
+                grub_prefix=_rel(raw.get("grub_prefix", "grub"), "grub_prefix"),
+                ipxe_dir=_rel(raw.get("ipxe_dir", "ipxe"), "ipxe_dir"),
+                default_os=validate.token(str(raw.get("default_os", "rocky9")), "OS name"),
+                kernel_args=tuple(_arg(a) for a in raw.get("kernel_args", [])),
+                domain=validate.hostname(network["domain"]) if network.get("domain") else None,
+                os=_profiles(raw.get("os", {})),
+            )
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: boot: {exc}") from None
+        if settings.default_os not in settings.os:
+            raise ConfigError(f"{where}: boot.default_os {settings.default_os!r} is not an OS")
+        return settings
+
+    @property
+    def http_url(self) -> str:
+        """``http://SERVER`` or ``http://SERVER:PORT``."""
+        port = "" if self.http_port == 80 else f":{self.http_port}"
+        return f"http://{self.server}{port}"
+
+    def profile(self, os_name: str | None) -> OsProfile:
+        """The node's OS profile; empty or unknown OS names fall back to ``default_os``."""
+        return self.os.get(os_name or "", self.os[self.default_os])
+
+    def repo(self, profile: OsProfile) -> str:
+        """The profile's repository (or ISO) URL."""
+        if profile.repo:
+            return profile.repo
+        if profile.install == "autoinstall":
+            return f"{self.http_url}/repo/{profile.name}/{profile.name}.iso"
+        return f"{self.http_url}/repo/{profile.name}"
+
+    def entry_paths(self, mac: str) -> dict[str, Path]:
+        """Loader → absolute path of the per-MAC entry for ``mac``."""
+        return {
+            "pxelinux": self.tftp_root / pxelinux_name(mac),
+            "grub": self.tftp_root / grub_name(mac, self.grub_prefix),
+            "ipxe": self.http_root / ipxe_name(mac, self.ipxe_dir),
+        }
+
+    def install_paths(self, node: Node, profile: OsProfile) -> list[Path]:
+        """The node's install file(s) under the HTTP root."""
+        base = self.http_root / self.install_dir
+        if profile.install == "autoinstall":
+            return [base / node.serial / "user-data", base / node.serial / "meta-data"]
+        return [base / f"{node.serial}.cfg"]
+
+    def install_url(self, node: Node, profile: OsProfile) -> str:
+        """What the boot entry hands the installer (a directory URL for cloud-init)."""
+        base = f"{self.http_url}/{self.install_dir}"
+        if profile.install == "autoinstall":
+            return f"{base}/{node.serial}/"
+        return f"{base}/{node.serial}.cfg"
+
+    def default_paths(self) -> dict[str, Path]:
+        """Loader → the loader's fallback file (local boot for every unknown machine)."""
+        return {
+            "pxelinux": self.tftp_root / "pxelinux.cfg" / "default",
+            "grub": self.tftp_root / self.grub_prefix / "grub.cfg",
+            "ipxe": self.http_root / "boot.ipxe",
+        }
+
+    def digest(self) -> str:
+        """A digest of every setting (part of each node's fingerprint)."""
+        data = asdict(self)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _rel(value: Any, key: str) -> str:
+    text = str(value).strip("/")
+    if not _REL_PATH.fullmatch(text) or ".." in text.split("/"):
+        raise ValueError(f"{key} {value!r} must be a relative path (letters, digits, ._/-)")
+    return text
+
+
+def _arg(value: Any) -> str:
+    text = str(value)
+    if not _CMDLINE_ARG.fullmatch(text) or ";" in text:
+        raise ValueError(f"kernel_args entry {text!r} is not a safe kernel argument")
+    return text
+
+
+def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
+    profiles = dict(BUILTIN_OS)
+    for name, table in raw.items():
+        validate.token(name, "OS name")
+        base = profiles.get(name) or OsProfile(name, "anaconda", "kickstart", "", "")
+        merged = replace(base, **{k: str(v) for k, v in table.items()})
+        if merged.install not in INSTALL_KINDS:
+            raise ValueError(f"os.{name}.install must be one of {', '.join(INSTALL_KINDS)}")
+        validate.token(merged.template, f"os.{name}.template")
+        for key in ("kernel", "initrd"):
+            _rel(getattr(merged, key) or f"{name}/{key}", f"os.{name}.{key}")
+        if not merged.kernel or not merged.initrd:
+            merged = replace(
+                merged,
+                kernel=merged.kernel or f"{name}/vmlinuz",
+                initrd=merged.initrd or f"{name}/initrd.img",
+            )
+        if merged.repo is not None:
+            from bmprov.install_options import callback_url  # noqa: PLC0415  (same URL rules)
+
+            callback_url(merged.repo)
+        profiles[name] = merged
+    return profiles
+
+
+# ---- the writer -------------------------------------------------------------------------------
+
+
+class NodeFileWriter:
+    """Renders and writes one node's boot entries and install file. Templates compiled once."""
+
+    def __init__(self, config: Config) -> None:
+        self.settings = BootSettings.from_config(config)
+        self.defaults = InstallDefaults.from_config(config)
+        self.pxe = Renderer(config, "pxe_templates")
+        self.ks = Renderer(config, "kickstart")
+
+    def write(self, node: Node, ip: str) -> list[Path]:
+        """Install mode for every MAC of ``node`` plus its install file; returns paths written.
+
+        Raises :class:`StepFailed` (``"boot files"`` or ``"install file"``) for an invalid
+        value or template; nothing of the node is written then.
+        """
+        files = self.render_install(node, ip)
+        return [path for path, text in files.items() if write_if_changed(path, text)]
+
+    def local_boot(self, node: Node) -> list[Path]:
+        """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
+        files = self.render_local(node)
+        return [path for path, text in files.items() if write_if_changed(path, text)]
+
+    def write_defaults(self) -> list[Path]:
+        """The loaders' fallback files (local boot); returns paths written."""
+        context = self._base_context()
+        files: dict[Path, str] = {}
+        for loader, path in self.settings.default_paths().items():
+            files[path] = self._pxe(f"{loader}/default.j2", context)
+        return [path for path, text in files.items() if write_if_changed(path, text)]
+
+    def digest(self) -> str:
+        """Settings, install defaults and every template: what all fingerprints depend on."""
+        parts = (
+            self.settings.digest(),
+            repr(asdict(self.defaults)),
+            self.pxe.digest(),
+            self.ks.digest(),
+        )
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    # -- rendering (no writes) ------------------------------------------------------------------
+
+    def render_install(self, node: Node, ip: str) -> dict[Path, str]:
+        """Path → content of the node's install-mode entries and install file(s)."""
+        macs = _macs(node)
+        profile = self.settings.profile(node.os)
+        install = self._install_options(node)
+        context = self._node_context(node, ip, profile, install)
+        files = self._install_files(node, profile, context)
+        cmdline = self._cmdline(profile, context)
+        for mac in macs:
+            mac_context = {**context, "mac": mac, "cmdline": cmdline}
+            for loader, path in self.settings.entry_paths(mac).items():
+                names = [f"{loader}/{profile.template}.j2", f"{loader}/install.j2"]
+                files[path] = self._pxe(names, mac_context)
+        return files
+
+    def render_local(self, node: Node) -> dict[Path, str]:
+        """Path → content of the node's local-boot entries."""
+        context = self._base_context()
+        files: dict[Path, str] = {}
+        for mac in _macs(node):
+            mac_context = {**context, "mac": mac, "serial": node.serial}
+            for loader, path in self.settings.entry_paths(mac).items():
+                files[path] = self._pxe(f"{loader}/local.j2", mac_context)
+        return files
+
+    def install_paths(self, node: Node) -> list[Path]:
+        """Where the node's install file(s) go."""
+        return self.settings.install_paths(node, self.settings.profile(node.os))
+
+    def _install_options(self, node: Node) -> InstallOptions:
+        try:
+            return self.defaults.for_node(node.install_options)
+        except ValueError as exc:
+            raise StepFailed("install file", f"node {node.serial}: {exc}") from None
+
+    def _base_context(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "server": s.server,
+            "http_url": s.http_url,
+            "grub_prefix": s.grub_prefix,
+            "ipxe_dir": s.ipxe_dir,
+            "efi_loader": EFI_LOADER,
+        }
+
+    def _node_context(
+        self, node: Node, ip: str, profile: OsProfile, install: InstallOptions
+    ) -> dict[str, Any]:
+        try:
+            address = str(ipaddress.IPv4Address(ip))
+        except ValueError:
+            raise StepFailed(
+                "boot files", f"node {node.serial}: {ip!r} is not an IPv4 address"
+            ) from None
+        host = node.hostname or _host_from_serial(node.serial)
+        domain = self.settings.domain
+        fqdn = host if "." in host or not domain else f"{host}.{domain}"
+        repo = self.settings.repo(profile)
+        return {
+            **self._base_context(),
+            "serial": node.serial,
+            "hostname": host.split(".")[0],
+            "fqdn": fqdn,
+            "domain": domain or "",
+            "ip": address,
+            "os": profile,
+            "repo": repo,
+            "repo_host": repo.split("/")[2],
+            "repo_path": "/" + "/".join(repo.split("/")[3:]),
+            "install_url": self.settings.install_url(node, profile),
+            "kernel_args": self.settings.kernel_args,
+            "install": install,
+            "raid": _raid(install),
+            "post_script_b64": self._post_script(node, install),
+        }
+
+    def _post_script(self, node: Node, install: InstallOptions) -> str:
+        """The named site snippet, base64-encoded: no shell, YAML or %-section can leak out."""
+        if not install.post_script:
+            return ""
+        name = f"post/{install.post_script}.sh"
+        for directory in self.ks.dirs:
+            path = directory / name
+            if path.is_file():
+                return base64.b64encode(path.read_bytes()).decode()
+        raise StepFailed(
+            "install file",
+            f"node {node.serial}: post-install script {name} not found in "
+            f"{', '.join(map(str, self.ks.dirs))}",
+        )
+
+    def _install_files(
+        self, node: Node, profile: OsProfile, context: dict[str, Any]
+    ) -> dict[Path, str]:
+        paths = self.settings.install_paths(node, profile)
+        names = [f"{profile.name}.j2", f"{profile.install}.j2"]
+        files = {paths[0]: self._ks(names, context)}
+        if profile.install == "autoinstall":
+            files[paths[1]] = self._ks("autoinstall-meta-data.j2", context)
+        return files
+
+    def _cmdline(self, profile: OsProfile, context: dict[str, Any]) -> list[str]:
+        """The kernel arguments, from ``cmdline/<template>.j2``, checked one by one."""
+        name = f"cmdline/{profile.template}.j2"
+        text = self._pxe(name, context)
+        args = text.split()
+        for arg in args:
+            if not _CMDLINE_ARG.fullmatch(arg):
+                raise StepFailed("boot files", f"template {name}: unsafe kernel argument {arg!r}")
+        return args
+
+    def _pxe(self, names: str | list[str], context: dict[str, Any]) -> str:
+        try:
+            return self.pxe.render(names, context)
+        except RenderError as exc:
+            raise StepFailed("boot files", str(exc)) from None
+
+    def _ks(self, names: str | list[str], context: dict[str, Any]) -> str:
+        try:
+            return self.ks.render(names, context)
+        except RenderError as exc:
+            raise StepFailed("install file", str(exc)) from None
+
+
+def _macs(node: Node) -> tuple[str, ...]:
+    if not node.macs:
+        raise StepFailed("boot files", f"node {node.serial} has no MAC address")
+    return node.macs
+
+
+def _host_from_serial(serial: str) -> str:
+    """A host name for a node the sheet gave none: its serial, made RFC 1123."""
+    return validate.hostname(re.sub(r"[^a-z0-9-]", "-", serial.lower()).strip("-") or "node")
+
+
+def _raid(install: InstallOptions) -> dict[str, Any]:
+    """RAID level, active and spare disks for the scheme (``level`` None for plain LVM)."""
+    disks = list(install.disks)
+    scheme = install.partition_scheme
+    if scheme == "LVM_HBA":
+        return {"level": None, "active": disks, "spares": []}
+    level = {"LVM_RAID0": "0", "LVM_RAID1": "1", "LVM_RAID10": "10", "LVM_RAID10S": "10"}[scheme]
+    spares = disks[-1:] if scheme == "LVM_RAID10S" else []
+    active = disks[:-1] if spares else disks
+    return {"level": level, "active": active, "spares": spares}

@@ -1,0 +1,78 @@
+"""``bmprov dhcp list|export``: what the DHCP server holds, and reservations as config files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bmprov.cli import output
+from bmprov.cli.app import app, obj
+from bmprov.cli.select import JsonOpt
+
+dhcp_app = typer.Typer(help="DHCP reservations.", no_args_is_help=True)
+app.add_typer(dhcp_app, name="dhcp")
+
+STATUS_STYLE = {"ok": "green", "missing": "bold red", "differs": "bold red", "unexpected": "yellow"}
+
+
+@dhcp_app.command("list")
+def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """What the DHCP server really holds next to what bmprov expects (exit 1 on a mismatch)."""
+    from bmprov.dhcp import DhcpSettings  # noqa: PLC0415
+    from bmprov.dhcp.export import server_view  # noqa: PLC0415
+
+    state = obj(ctx)
+    settings = DhcpSettings.from_config(state.config())
+    rows = server_view(state.db(), settings)
+    bad = [r for r in rows if r.status in ("missing", "differs")]
+    if as_json:
+        output.print_json(
+            {"backend": settings.backend, "reservations": [r.to_dict() for r in rows]}
+        )
+        raise typer.Exit(1 if bad else 0)
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"DHCP reservations ({settings.backend})")
+    for col in ("serial", "mac", "expected ip", "server ip", "status"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        style = STATUS_STYLE[r.status]
+        table.add_row(
+            output._cell(r.serial) or "[dim]—[/]",
+            r.mac,
+            r.expected_ip or "[dim]—[/]",
+            r.server_ip or "[dim]—[/]",
+            f"[{style}]{r.status}[/]",
+        )
+    out = output.console()
+    out.print(table)
+    out.print(f"{len(rows)} reservation(s), {len(bad)} not as expected")
+    raise typer.Exit(1 if bad else 0)
+
+
+@dhcp_app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="isc, dnsmasq or kea.", show_default=False)
+    ],
+    dest: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here (default: stdout).", show_default=False),
+    ] = None,
+) -> None:
+    """Write the reservations bmprov expects as dhcpd host blocks, dnsmasq lines or Kea JSON."""
+    from bmprov.dhcp import DhcpSettings  # noqa: PLC0415
+    from bmprov.dhcp.export import expected, render  # noqa: PLC0415
+    from bmprov.fsutil import write_if_changed  # noqa: PLC0415
+
+    state = obj(ctx)
+    items = expected(state.db(), DhcpSettings.from_config(state.config()))
+    text = render(items, fmt)
+    if dest is None:
+        typer.echo(text, nl=False)
+        return
+    write_if_changed(dest, text)
+    output.console(stderr=True).print(f"wrote {len(items)} reservation(s) to {output._cell(dest)}")

@@ -1,0 +1,113 @@
+"""What bmprov expects the DHCP server to hold, how that compares with the server, and exports.
+
+``bmprov dhcp list`` shows :func:`compare` of :func:`expected` (the state file) with what the
+backend really holds; ``bmprov dhcp export --format isc|dnsmasq|kea`` renders :func:`expected`
+for sites that manage their DHCP server by configuration management.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bmprov.db import StateDB
+from bmprov.dhcp import DhcpSettings, Reservation, open_backend, sort_key
+from bmprov.dhcp.dnsmasq import host_line
+from bmprov.dhcp.kea import to_kea
+from bmprov.dhcp.omapi import host_statements
+from bmprov.errors import InputError
+
+FORMATS = ("isc", "dnsmasq", "kea")
+Status = Literal["ok", "missing", "differs", "unexpected"]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A node with an address, and the reservation it should have."""
+
+    serial: str
+    reservation: Reservation
+
+
+def expected(db: StateDB, settings: DhcpSettings) -> list[Expected]:
+    """Every node that has an IP and a MAC, with its reservation (two queries)."""
+    rows = db.query(
+        "SELECT n.serial, n.hostname, n.ip, m.mac FROM nodes n JOIN macs m ON m.node_id = n.id"
+        " WHERE n.ip IS NOT NULL ORDER BY n.id, m.position"
+    )
+    out: list[Expected] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row["serial"] in seen:
+            continue
+        seen.add(row["serial"])
+        res = settings.reservation(row["mac"], row["ip"], row["serial"], row["hostname"])
+        out.append(Expected(row["serial"], res))
+    out.sort(key=lambda e: sort_key(e.reservation))
+    return out
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of ``dhcp list``: what bmprov expects next to what the server holds."""
+
+    serial: str | None
+    mac: str
+    expected_ip: str | None
+    server_ip: str | None
+    status: Status
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "serial": self.serial,
+            "mac": self.mac,
+            "expected_ip": self.expected_ip,
+            "server_ip": self.server_ip,
+            "status": self.status,
+        }
+
+
+def compare(want: list[Expected], held: list[Reservation]) -> list[Row]:
+    """Expected vs held, by MAC; reservations bmprov does not know come last as unexpected."""
+    by_mac = {r.mac: r for r in held}
+    rows: list[Row] = []
+    for item in want:
+        res = item.reservation
+        have = by_mac.pop(res.mac, None)
+        server_ip = have.ip if have else None
+        status: Status = "missing" if have is None else "ok" if have.ip == res.ip else "differs"
+        rows.append(Row(item.serial, res.mac, res.ip, server_ip, status))
+    rows += [
+        Row(None, r.mac, None, r.ip, "unexpected") for r in sorted(by_mac.values(), key=sort_key)
+    ]
+    return rows
+
+
+def server_view(db: StateDB, settings: DhcpSettings) -> list[Row]:
+    """Open the backend once and compare what it holds with the state file."""
+    want = expected(db, settings)
+    with open_backend(settings) as backend:
+        held = backend.list([e.reservation.mac for e in want])
+    return compare(want, held)
+
+
+def render(items: list[Expected], fmt: str) -> str:
+    """The reservations as an ISC ``host`` block list, dnsmasq ``dhcp-host`` lines or Kea JSON."""
+    reservations = [e.reservation for e in items]
+    if fmt == "isc":
+        return "".join(_isc_host(r) for r in reservations)
+    if fmt == "dnsmasq":
+        return "".join("dhcp-host=" + host_line(r) for r in reservations)
+    if fmt == "kea":
+        return json.dumps({"reservations": [to_kea(r) for r in reservations]}, indent=2) + "\n"
+    raise InputError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
+
+
+def _isc_host(res: Reservation) -> str:
+    lines = [f'host "{res.name or res.mac}" {{', f"  hardware ethernet {res.mac};"]
+    lines.append(f"  fixed-address {res.ip};")
+    lines += [f"  {s.strip()}" for s in host_statements(res).split(";") if s.strip()]
+    body = "\n".join(line if line.endswith(("{", ";")) else line + ";" for line in lines)
+    return body + "\n}\n"

@@ -1,0 +1,252 @@
+"""The ``omapi`` backend: ISC dhcpd host objects over OMAPI, live, no restart.
+
+One authenticated connection per batch. The connection is probed right after connecting (a
+wrong secret is only noticed by dhcpd on the first signed request). Hosts are created with
+``create`` + ``exclusive``; if dhcpd refuses, a lookup tells "already there with this address"
+(success) from "there with another address" (a conflict, never overwritten). Every write is
+read back with a lookup. A wrong key, a closed port and a silent server each get their own
+message, and after a connection-level failure every further call fails at once with the same
+message instead of waiting out the timeout again.
+
+The secret comes from ``[dhcp.omapi] key_file`` or ``key_env`` (never from bmprov.toml itself,
+which is often kept in git and whose contents appear in reprs); it is held in a :class:`Secret`
+that never prints.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import os
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import pypureomapi as omapi
+
+from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, ReservationConflict
+from bmprov.errors import ConfigError, DriverError
+
+DEFAULT_PORT = 7911
+DEFAULT_TIMEOUT = 5.0
+PROBE_MAC = "02:00:00:00:00:00"  # locally administered; never a real NIC's
+T = TypeVar("T")
+
+
+class Secret:
+    """A secret that never appears in reprs, logs or tracebacks' locals."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        """The secret itself (only for the authenticator)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def read_key(section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]) -> Secret | None:
+    """The OMAPI secret from ``key_file`` or ``key_env`` (the file wins)."""
+    if section.get("key_file"):
+        path = resolve(str(section["key_file"]))
+        try:
+            text = open(path, encoding="utf-8").read()  # noqa: PTH123, SIM115
+        except OSError as exc:
+            raise ConfigError(f"dhcp.omapi.key_file {path}: {exc.strerror}") from None
+    elif section.get("key_env"):
+        name = str(section["key_env"])
+        if name not in os.environ:
+            raise ConfigError(f"dhcp.omapi.key_env: ${name} is not set")
+        text = os.environ[name]
+    else:
+        return None
+    secret = text.strip().encode()
+    try:
+        binascii.a2b_base64(secret)
+    except binascii.Error:
+        raise ConfigError("the OMAPI key is not base64 (copy the secret from dhcpd.conf)") from None
+    return Secret(secret)
+
+
+class OmapiBackend(DhcpBackend):
+    """Host reservations in a running ISC dhcpd."""
+
+    kind = "omapi"
+
+    def __init__(self, settings: DhcpSettings) -> None:
+        super().__init__(settings)
+        sub = settings.sub("omapi")
+        self.host = str(sub.get("host", "127.0.0.1"))
+        self.port = int(sub.get("port", DEFAULT_PORT))
+        self.key_name = str(sub.get("key_name", "omapi_key"))
+        self.timeout = float(sub.get("timeout", DEFAULT_TIMEOUT))
+        self._key = read_key(sub, settings.config.resolve)
+        self._conn: Any = None
+        self._broken: DriverError | None = None
+
+    @property
+    def where(self) -> str:
+        """This server in messages."""
+        return f"dhcpd OMAPI {self.host}:{self.port}"
+
+    def open(self) -> None:
+        """Connect, authenticate and probe (one request) within the timeout."""
+        user, key = (self.key_name.encode(), self._key.reveal()) if self._key else (None, None)
+        try:
+            self._conn = omapi.Omapi(self.host, self.port, user, key, timeout=self.timeout)
+        except Exception as exc:  # pypureomapi raises several unrelated types
+            raise self._translate(exc, "connect") from None
+        try:
+            self._call(lambda: self._conn.lookup_by_host(mac=PROBE_MAC))
+        except DriverError as exc:
+            if not isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = None
+
+    def _translate(self, exc: BaseException, doing: str) -> DriverError:
+        """One clear message per failure kind: timeout, refused, wrong key, other."""
+        if isinstance(exc, DriverError):
+            return exc
+        text = str(exc)
+        if isinstance(exc, TimeoutError):
+            message = f"{self.where} did not answer within {self.timeout:g} s ({doing})"
+        elif isinstance(exc, ConnectionRefusedError):
+            message = f"{self.where} is unreachable: connection refused (is dhcpd up?)"
+        elif "wrong authenticator" in text or "non-update response for open" in text:
+            message = (
+                f"{self.where} rejected the OMAPI key {self.key_name!r} (wrong key name or secret)"
+            )
+        elif isinstance(exc, OSError):
+            message = f"{self.where} is unreachable: {exc.strerror or exc}"
+        elif isinstance(exc, omapi.OmapiError):
+            message = f"{self.where}: {doing} failed: {text or type(exc).__name__}"
+        else:
+            message = f"{self.where}: {doing} failed: {type(exc).__name__}"
+        return DriverError(message)
+
+    def _call(self, fn: Callable[[], T], doing: str = "request") -> T:
+        """Run one OMAPI exchange; NotFound passes through as the error's cause."""
+        if self._broken is not None:
+            raise self._broken
+        if self._conn is None:
+            raise DriverError(f"{self.where}: not connected")
+        try:
+            return fn()
+        except omapi.OmapiErrorNotFound as exc:
+            raise DriverError(f"{self.where}: not found") from exc
+        except (omapi.OmapiError, ValueError) as exc:
+            error = self._translate(exc, doing)
+            if "rejected the OMAPI key" in str(error):
+                self._broken = error
+            raise error from exc
+        except Exception as exc:  # socket errors: the connection is gone
+            self._broken = self._translate(exc, doing)
+            raise self._broken from exc
+
+    def _add(self, res: Reservation) -> bool:
+        reply = self._call(lambda: self._conn.query_server(_host_message(res)), f"add {res.mac}")
+        if reply.opcode != omapi.OMAPI_OP_UPDATE:
+            have = self.lookup(res.mac)
+            if have is not None and have.ip == res.ip:
+                return False
+            raise self._refusal(res, have, reply)
+        back = self.lookup(res.mac)
+        if back is None or back.ip != res.ip:
+            raise DriverError(f"{self.where}: read-back of {res.mac} shows {back and back.ip}")
+        return True
+
+    def _refusal(self, res: Reservation, have: Reservation | None, reply: Any) -> DriverError:
+        if have is not None:
+            return ReservationConflict(
+                f"{self.where}: MAC {res.mac} is already reserved for {have.ip or 'no address'} "
+                f"(host {have.name}), bmprov wants {res.ip}; not overwritten",
+                "remove the old host object first",
+            )
+        text = dict(reply.message).get(b"message", b"").decode("utf-8", "replace")
+        if res.name:
+            holder = self._lookup_name(res.name)
+            if holder is not None:
+                return ReservationConflict(
+                    f"{self.where}: host name {res.name!r} is already used by MAC {holder}"
+                )
+        return DriverError(f"{self.where} refused host {res.mac}: {text or 'add failed'}")
+
+    def _lookup_name(self, name: str) -> str | None:
+        try:
+            found = self._call(lambda: self._conn.lookup_host(name))
+        except DriverError as exc:
+            if isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
+                return None
+            raise
+        return str(found.get("mac"))
+
+    def lookup(self, mac: str) -> Reservation | None:
+        """The host object for ``mac`` (address and name; dhcpd never returns statements)."""
+        try:
+            found = self._call(lambda: self._conn.lookup_by_host(mac=mac), f"lookup {mac}")
+        except DriverError as exc:
+            if isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
+                return None
+            raise
+        name = found.get("name", b"")
+        return Reservation(
+            mac=mac,
+            ip=str(found.get("ip-address", "")),
+            name=name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name),
+        )
+
+    def remove(self, mac: str) -> bool:
+        """Delete the host object for ``mac``."""
+        try:
+            self._call(lambda: self._conn.del_host(mac), f"delete {mac}")
+        except DriverError as exc:
+            if isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
+                return False
+            raise
+        return True
+
+    def list(self, macs: Iterable[str] = ()) -> list[Reservation]:
+        """OMAPI cannot enumerate hosts: look up each of ``macs``."""
+        found = [self.lookup(mac) for mac in macs]
+        return [r for r in found if r is not None]
+
+
+def _host_message(res: Reservation) -> Any:
+    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements."""
+    msg = omapi.OmapiMessage.open(b"host")
+    msg.message.append((b"create", struct.pack("!I", 1)))
+    msg.message.append((b"exclusive", struct.pack("!I", 1)))
+    if res.name:
+        msg.obj.append((b"name", res.name.encode()))
+    msg.obj.append((b"hardware-address", omapi.pack_mac(res.mac)))
+    msg.obj.append((b"hardware-type", struct.pack("!I", 1)))
+    msg.obj.append((b"ip-address", omapi.pack_ip(res.ip)))
+    statements = host_statements(res)
+    if statements:
+        msg.obj.append((b"statements", statements.encode()))
+    return msg
+
+
+def host_statements(res: Reservation) -> str:
+    """dhcpd statements for a validated reservation (values are allow-listed, never quoted)."""
+    out = []
+    if res.hostname:
+        out.append(f'supersede host-name "{res.hostname}";')
+    if res.filename:
+        out.append(f'filename "{res.filename}";')
+    if res.next_server:
+        out.append(f"next-server {res.next_server};")
+    return " ".join(out)

@@ -1,0 +1,249 @@
+"""``bmprov pxe render|clear``: every node's boot entries, kept in step with the state file.
+
+Which nodes install: those in networking, os_provisioning or installing (and failed nodes whose
+``failed_stage`` is one of those). Every other node with a MAC gets local-boot entries. A node
+cleared with ``bmprov pxe clear`` stays local-boot until its stage changes again.
+
+Speed: each node's *fingerprint* (its inputs, its mode and a digest of the settings and every
+template) is kept in the ``boot_files`` table. A render only renders nodes whose fingerprint
+changed or one of whose files is missing (checked against one directory listing per directory,
+not one ``stat`` per file), so an unchanged site of 10,000 nodes writes nothing and reads no
+generated file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bmprov import states as st
+from bmprov.bootfiles import BootSettings, NodeFileWriter
+from bmprov.config import Config
+from bmprov.db import StateDB, utcnow
+from bmprov.errors import BmprovError, InputError
+from bmprov.nodes import Node, Selection, list_nodes, select_nodes
+from bmprov.result import BatchResult, NodeResult, Status
+from bmprov.validate import pxe_mac_name
+
+INSTALL_STAGES = frozenset((st.NETWORKING, st.OS_PROVISIONING, st.INSTALLING))
+_MAC_FILE = re.compile(r"(?:grub\.cfg-)?01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})")
+_IPXE_FILE = re.compile(r"mac-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})\.ipxe")
+
+
+@dataclass(frozen=True)
+class _Prior:
+    fingerprint: str
+    cleared_at: str | None
+
+
+@dataclass
+class RenderReport:
+    """What a render did: per-node results, files written, stale files found/removed."""
+
+    batch: BatchResult = field(default_factory=lambda: BatchResult(action="pxe render"))
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    stale: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            **self.batch.to_dict(),
+            "files_written": len(self.written),
+            "written": [str(p) for p in self.written],
+            "unchanged_nodes": self.unchanged,
+            "stale": [str(p) for p in self.stale],
+            "removed": [str(p) for p in self.removed],
+        }
+
+
+def wants_install(node: Node, cleared_at: str | None = None) -> bool:
+    """True if ``node`` should boot its installer (False: local disk)."""
+    if cleared_at is not None and cleared_at == node.stage_changed_at:
+        return False
+    stage = node.failed_stage if node.stage == st.FAILED else node.stage
+    return stage in INSTALL_STAGES
+
+
+def fingerprint(digest: str, node: Node, install: bool) -> str:
+    """What a node's files depend on, hashed (the settings/templates ``digest`` included)."""
+    inputs: list[Any] = [digest, install, node.serial, list(node.macs)]
+    if install:
+        inputs += [node.os, node.hostname, node.ip, node.install_options]
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render_all(
+    config: Config, db: StateDB, *, prune: bool = False, remove: bool = False, force: bool = False
+) -> RenderReport:
+    """Bring every node's boot entries (and install files) up to date; never raises per node."""
+    if remove and not prune:
+        raise InputError("--yes only confirms --prune")
+    writer = NodeFileWriter(config)
+    report = RenderReport()
+    report.written += writer.write_defaults()
+    digest = writer.digest()
+    nodes = list_nodes(db)
+    prior = _load_prior(db)
+    present = _Listing(writer.settings)
+    updates: list[tuple[int, str, str | None]] = []
+    for node in nodes:
+        if not node.macs:
+            continue
+        before = prior.get(node.id)
+        cleared = before.cleared_at if before else None
+        install = wants_install(node, cleared)
+        new = fingerprint(digest, node, install)
+        same = not force and before is not None and before.fingerprint == new
+        if same and present.has(writer, node, install):
+            report.unchanged += 1
+            continue
+        if _render_one(writer, node, install, report):
+            updates.append((node.id, new, cleared))
+    _save(db, updates)
+    if prune:
+        known = {m for n in nodes for m in n.macs}
+        report.stale = stale_files(writer.settings, known, {n.serial for n in nodes})
+        if remove:
+            report.removed = _remove(report.stale)
+    return report
+
+
+def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: RenderReport) -> bool:
+    """Render one node, recording its result; True on success."""
+    if install and not node.ip:
+        message = f"node {node.serial} has no IP address yet (advance it through networking)"
+        report.batch.add(NodeResult(node.serial, "failed", node.stage, message, "boot files"))
+        return False
+    try:
+        paths = writer.write(node, node.ip or "") if install else writer.local_boot(node)
+    except BmprovError as exc:
+        report.batch.add(
+            NodeResult(node.serial, "failed", node.stage, str(exc), getattr(exc, "step", None))
+        )
+        return False
+    report.written += paths
+    mode = "install" if install else "local boot"
+    status: Status = "ok" if paths else "unchanged"
+    message = f"{mode}: {len(paths)} file(s) written"
+    report.batch.add(NodeResult(node.serial, status, node.stage, message, None, {"mode": mode}))
+    return True
+
+
+def clear(config: Config, db: StateDB, serials: Iterable[str]) -> BatchResult:
+    """Switch every per-MAC entry of the named nodes to local boot, until their stage changes."""
+    wanted = tuple(serials)
+    nodes = select_nodes(db, Selection(serials=wanted))
+    writer = NodeFileWriter(config)
+    digest = writer.digest()
+    batch = BatchResult(action="pxe clear")
+    cleared: list[tuple[int, str, str | None]] = []
+    for node in nodes:
+        try:
+            paths = writer.local_boot(node)
+        except BmprovError as exc:
+            batch.add(NodeResult(node.serial, "failed", node.stage, str(exc)))
+            continue
+        cleared.append((node.id, fingerprint(digest, node, False), node.stage_changed_at))
+        message = f"local boot: {len(paths)} file(s) written"
+        status: Status = "ok" if paths else "unchanged"
+        batch.add(NodeResult(node.serial, status, node.stage, message))
+    _save(db, cleared)
+    return batch
+
+
+def stale_files(
+    settings: BootSettings, known_macs: set[str], known_serials: set[str]
+) -> list[Path]:
+    """Per-MAC entries for MACs, and install files for serials, that bmprov no longer knows."""
+    stale: list[Path] = []
+    dirs = (
+        (settings.tftp_root / "pxelinux.cfg", _MAC_FILE),
+        (settings.tftp_root / settings.grub_prefix, _MAC_FILE),
+        (settings.http_root / settings.ipxe_dir, _IPXE_FILE),
+    )
+    for directory, pattern in dirs:
+        for name in _names(directory):
+            match = pattern.fullmatch(name)
+            if match and match.group(1).replace("-", ":") not in known_macs:
+                stale.append(directory / name)
+    install_dir = settings.http_root / settings.install_dir
+    for name in _names(install_dir):
+        serial = name.removesuffix(".cfg")
+        path = install_dir / name
+        if serial not in known_serials and (name.endswith(".cfg") or path.is_dir()):
+            stale.append(path)
+    return sorted(stale)
+
+
+def _remove(paths: list[Path]) -> list[Path]:
+    removed = []
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _names(directory: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(directory)}
+    except FileNotFoundError:
+        return set()
+
+
+class _Listing:
+    """One directory listing per generated-file directory, for cheap "is it there" checks."""
+
+    def __init__(self, settings: BootSettings) -> None:
+        self.pxelinux = _names(settings.tftp_root / "pxelinux.cfg")
+        self.grub = _names(settings.tftp_root / settings.grub_prefix)
+        self.ipxe = _names(settings.http_root / settings.ipxe_dir)
+        self.install = _names(settings.http_root / settings.install_dir)
+
+    def has(self, writer: NodeFileWriter, node: Node, install: bool) -> bool:
+        """True if every file the node should have exists."""
+        for mac in node.macs:
+            name = pxe_mac_name(mac)
+            if (
+                name not in self.pxelinux
+                or f"grub.cfg-{name}" not in self.grub
+                or f"mac-{name[3:]}.ipxe" not in self.ipxe
+            ):
+                return False
+        if install:
+            first = writer.install_paths(node)[0]
+            top = first.parent.name if first.name == "user-data" else first.name
+            return top in self.install
+        return True
+
+
+def _load_prior(db: StateDB) -> dict[int, _Prior]:
+    rows = db.query("SELECT node_id, fingerprint, cleared_at FROM boot_files")
+    return {r["node_id"]: _Prior(r["fingerprint"], r["cleared_at"]) for r in rows}
+
+
+def _save(db: StateDB, rows: list[tuple[int, str, str | None]]) -> None:
+    """Record fingerprints in one transaction."""
+    if not rows:
+        return
+    now = utcnow()
+    with db.atomic() as conn:
+        conn.executemany(
+            "INSERT INTO boot_files(node_id, fingerprint, cleared_at, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, cleared_at = excluded.cleared_at,"
+            " updated_at = excluded.updated_at",
+            [(node_id, fp, cleared, now) for node_id, fp, cleared in rows],
+        )

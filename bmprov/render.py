@@ -1,0 +1,183 @@
+"""Jinja2 rendering for every generated boot-loader entry and OS install file.
+
+One :class:`Renderer` per template kind (``pxe_templates`` or ``kickstart``) holds one
+:class:`jinja2.Environment` whose loader searches the site's directories first
+(``[templates] dirs``; each may hold a ``pxe_templates/`` and a ``kickstart/`` sub-directory,
+mirroring the shipped layout) and the shipped directory last. Templates are compiled once and
+cached by Jinja; nothing is ever compiled per render.
+
+Defences (see ../shared/peers/libraries.md, section d), all on by construction:
+
+* ``StrictUndefined``: a missing variable is an error, never an empty string.
+* ``finalize``: every ``{{ }}`` result is refused if it holds a control character, so no value
+  can start a new kickstart command, boot-loader line or shell statement.
+* context filters: ``ks_token``, ``shquote``, ``hostname``, ``bootarg``, ``ssh_key`` and ``b64``
+  (a multi-line script block carried through a one-line context such as preseed's
+  ``late_command``).
+
+Every failure is a :class:`RenderError` naming the template and line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+
+from bmprov import validate
+from bmprov.config import Config
+from bmprov.errors import BmprovError
+from bmprov.install_options import ssh_key
+from bmprov.resources import data_dir
+
+KINDS = ("pxe_templates", "kickstart")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_KS_TOKEN = re.compile(r"[A-Za-z0-9._:/@+=,$-]+")
+_BOOTARG = re.compile(r"[A-Za-z0-9._:/@+=,-]+")
+
+
+class RenderError(BmprovError):
+    """A template could not be rendered: names the template and line."""
+
+    def __init__(self, template: str, line: int | None, reason: str) -> None:
+        where = f"template {template}" + (f" line {line}" if line else "")
+        super().__init__(f"{where}: {reason}")
+        self.template = template
+        self.line = line
+        self.reason = reason
+
+
+def guard(value: Any) -> Any:
+    """``finalize`` hook: refuse any ``{{ }}`` result that holds a control character."""
+    if value is None:
+        raise ValueError("a value is None (missing)")
+    text = value if isinstance(value, str) else str(value)
+    match = _CONTROL.search(text)
+    if match:
+        raise ValueError(f"a value contains a control character ({match.group()!r})")
+    return value
+
+
+def ks_token(value: Any) -> str:
+    """A single kickstart/preseed word: no whitespace, quotes, ``#``, ``%``, ``\\`` or ``;``."""
+    text = str(value)
+    if not _KS_TOKEN.fullmatch(text):
+        raise ValueError(f"{text!r} is not a plain word (letters, digits, ._:/@+=,$-)")
+    return text
+
+
+def bootarg(value: Any) -> str:
+    """A boot-loader/kernel argument: one word, nothing a loader would parse (``$ ; ' " {``)."""
+    text = str(value)
+    if not _BOOTARG.fullmatch(text):
+        raise ValueError(f"{text!r} is not a safe boot argument (letters, digits, ._:/@+=,-)")
+    return text
+
+
+def shquote(value: Any) -> str:
+    """A POSIX-shell single-quoted word (control characters are still refused)."""
+    return shlex.quote(str(value))
+
+
+def b64(value: Any) -> str:
+    """Base64 of a (multi-line) text block, to carry a script through a one-line context."""
+    return base64.b64encode(str(value).encode()).decode()
+
+
+def hostname(value: Any) -> str:
+    """An RFC 1123 host name, as :func:`bmprov.validate.hostname` accepts it."""
+    return validate.hostname(str(value))
+
+
+FILTERS = {
+    "ks_token": ks_token,
+    "bootarg": bootarg,
+    "shquote": shquote,
+    "hostname": hostname,
+    "b64": b64,
+    "ssh_key": ssh_key,
+}
+
+
+def search_path(config: Config, kind: str) -> list[Path]:
+    """Directories searched for ``kind`` templates: site dirs first, then the shipped one."""
+    site = [config.resolve(d) / kind for d in config.section("templates").get("dirs", [])]
+    return [*site, data_dir(kind)]
+
+
+class Renderer:
+    """Cached templates of one kind, with the bmprov guards."""
+
+    def __init__(self, config: Config, kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown template kind {kind!r}")
+        self.kind = kind
+        self.dirs = search_path(config, kind)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # noqa: S701  (not HTML: each context has its own filter)
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=guard,
+            auto_reload=False,
+        )
+        self.env.filters.update(FILTERS)
+
+    def exists(self, name: str) -> bool:
+        """True if some search directory holds ``name``."""
+        return any((d / name).is_file() for d in self.dirs)
+
+    def template(self, names: str | Iterable[str]) -> jinja2.Template:
+        """The first template found among ``names`` (compiled once, then cached)."""
+        wanted = [names] if isinstance(names, str) else list(names)
+        try:
+            return self.env.select_template(wanted)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(
+                exc.filename or exc.name or "?", exc.lineno, exc.message or ""
+            ) from None
+        except jinja2.TemplatesNotFound:
+            raise RenderError(
+                " or ".join(wanted), None, f"not found in {', '.join(map(str, self.dirs))}"
+            ) from None
+
+    def render(self, names: str | Iterable[str], context: Mapping[str, Any]) -> str:
+        """Render the first of ``names``; :class:`RenderError` names template and line."""
+        template = self.template(names)
+        try:
+            return template.render(context)
+        except (jinja2.TemplateError, ValueError, TypeError) as exc:
+            name, line = _location(exc.__traceback__, template)
+            reason = exc.message if isinstance(exc, jinja2.TemplateError) else str(exc)
+            raise RenderError(name, line, reason or type(exc).__name__) from None
+
+    def digest(self) -> str:
+        """A digest of every template file this renderer can see (for change detection)."""
+        sha = hashlib.sha256()
+        for directory in self.dirs:
+            if not directory.is_dir():
+                continue
+            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+                sha.update(str(path.relative_to(directory)).encode() + b"\0")
+                sha.update(path.read_bytes() + b"\0")
+        return sha.hexdigest()
+
+
+def _location(tb: TracebackType | None, template: jinja2.Template) -> tuple[str, int | None]:
+    """The innermost template file and line in a (Jinja-rewritten) traceback."""
+    name, line = template.filename or template.name or "?", None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<"):
+            name, line = filename, tb.tb_lineno
+        tb = tb.tb_next
+    return name, line

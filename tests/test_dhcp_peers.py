@@ -1,0 +1,144 @@
+"""The networking stage against real DHCP servers, checked by a real DHCP and TFTP client.
+
+For each of ISC dhcpd (OMAPI), dnsmasq and Kea: a namespace pair is built, the server started,
+``advance --stage networking`` runs through the library, then busybox udhcpc with the node's MAC
+must get exactly the allocated IP, the boot filename and next-server, and a TFTP client must
+fetch the node's ``pxelinux.cfg/01-…`` file with the expected content.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bmprov.config import load_config
+from bmprov.db import StateDB
+from bmprov.importer import import_sheet
+from bmprov.lifecycle import ActionContext, advance
+from bmprov.netdetect import NetworkSettings
+from bmprov.nodes import Selection, get_node
+from bmprov.setup_site import init_site
+from bmprov.validate import pxe_mac_name
+from tests import peers
+from tests.conftest import write_csv
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(not peers.can_run_peers(), reason="needs root, iproute2 and the peers"),
+]
+
+MAC = "02:31:00:00:00:42"
+BOOT_FILE = "pxelinux.0"
+
+
+def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str, tftproot: Path):
+    net = NetworkSettings(peers.SRV_IF, topo.server_ip, topo.subnet, topo.server_ip)
+    result = init_site(tmp / "site", net)
+    text = result.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
+    text = text.replace('tftp_root = "tftpboot"', f'tftp_root = "{tftproot}"')
+    result.config_path.write_text(text + "\n" + extra + "\n")
+    config = load_config(result.config_path)
+    sheet = write_csv(
+        tmp / "sheet.csv",
+        [["serial", "mac", "hostname", "notes"], ["SRV42", MAC, "node42", "provisioning_auto"]],
+    )
+    with StateDB(config.state_path) as db:
+        import_sheet(db, config, sheet)
+    return config
+
+
+def run_networking(config, topo: peers.Topology):
+    with StateDB(config.state_path) as db:
+        ctx = ActionContext(config, db, "advance")
+        advance(ctx, Selection(all=True), "mounting")
+        with peers.netns(topo.srv):  # OMAPI listens on 127.0.0.1 inside the server netns
+            batch = advance(ctx, Selection(all=True), "networking")
+        node = get_node(db, "SRV42")
+    assert [r.status for r in batch.results] == ["ok"], batch.results
+    return node
+
+
+def check_client(topo: peers.Topology, d: Path, node, root: Path) -> None:
+    lease = peers.dhcp_client(topo, d)
+    assert lease.get("ip") == node.ip
+    assert lease.get("boot_file") == BOOT_FILE
+    assert lease.get("siaddr") == topo.server_ip
+    got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
+    assert got == (root / "pxelinux.cfg" / pxe_mac_name(MAC)).read_text()
+    assert "rocky9/vmlinuz" in got  # the install entry NodeFileWriter rendered for this node
+    assert "SRV42" in got
+
+
+def tftp_root(tmp: Path) -> Path:
+    root = tmp / "tftp"
+    root.mkdir()
+    root.chmod(0o755)
+    return root
+
+
+def test_isc_dhcpd_over_omapi(tmp_path) -> None:
+    with peers.topology(MAC, net=11) as topo:
+        secret = peers.new_secret()
+        peers.start_dhcpd(topo, tmp_path, secret)
+        root = tftp_root(tmp_path)
+        peers.start_tftpd(topo, root, tmp_path)
+        (tmp_path / "omapi.key").write_text(secret + "\n")
+        config = make_site(
+            tmp_path,
+            topo,
+            "omapi",
+            f'[dhcp.omapi]\nkey_file = "{tmp_path / "omapi.key"}"\ntimeout = 3',
+            root,
+        )
+        node = run_networking(config, topo)
+        assert node.stage == "os_provisioning"
+        assert node.ip == "10.231.11.2"  # .1 is gateway and server
+        check_client(topo, tmp_path, node, root)
+        leases = (tmp_path / "dhcpd.leases").read_text()
+        assert "host SRV42" in leases
+        assert 'server.filename = "pxelinux.0"' in leases
+
+
+def test_dnsmasq_hostsdir(tmp_path) -> None:
+    with peers.topology(MAC, net=12) as topo:
+        root = tftp_root(tmp_path)
+        hostsdir = tmp_path / "hosts.d"
+        peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
+        config = make_site(
+            tmp_path,
+            topo,
+            "dnsmasq",
+            f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
+            root,
+        )
+        node = run_networking(config, topo)
+        check_client(topo, tmp_path, node, root)
+        dnsmasq = topo.procs[0]
+        with StateDB(config.state_path) as db:  # leaving: file removed, SIGHUP, no lease
+            db.conn.execute("UPDATE nodes SET stage = 'deployed'")
+            ctx = ActionContext(config, db, "advance")
+            batch = advance(ctx, Selection(all=True), "decommissioning")
+            assert [r.status for r in batch.results] == ["ok"]
+        assert list(hostsdir.iterdir()) == []
+        subprocess.run(["ip", "-n", topo.cli, "addr", "flush", "dev", peers.CLI_IF], check=True)
+        assert peers.dhcp_client(topo, tmp_path, tries=2) == {}
+        assert dnsmasq.poll() is None  # survived the SIGHUP (no set: tags in host lines)
+
+
+def test_kea_config_reload(tmp_path) -> None:
+    with peers.topology(MAC, net=13) as topo:
+        root = tftp_root(tmp_path)
+        peers.start_kea(topo, tmp_path)
+        peers.start_tftpd(topo, root, tmp_path)
+        config = make_site(
+            tmp_path,
+            topo,
+            "kea",
+            f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
+            f'socket = "{tmp_path / "kea.sock"}"',
+            root,
+        )
+        node = run_networking(config, topo)
+        check_client(topo, tmp_path, node, root)

@@ -1,0 +1,142 @@
+"""The OMAPI backend against a real dhcpd: idempotence, conflicts, refusals and failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from bmprov.config import Config
+from bmprov.dhcp import DhcpSettings, Reservation, ReservationConflict, ReservationRefused
+from bmprov.dhcp.omapi import OmapiBackend
+from bmprov.errors import DriverError
+from tests import peers
+
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.skipif(not peers.can_run_peers(), reason="needs root, iproute2 and dhcpd"),
+]
+NET = 21
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("omapi")
+    with peers.topology("02:31:00:00:01:01", net=NET) as topo:
+        secret = peers.new_secret()
+        peers.start_dhcpd(topo, d, secret)
+        yield topo, secret
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leak():
+    yield
+    os.environ.pop("BMPA_OMAPI_KEY", None)
+
+
+def settings(secret: str, port: int = 7911, timeout: float = 2) -> DhcpSettings:
+    os.environ["BMPA_OMAPI_KEY"] = secret
+    raw = {
+        "network": {"subnet": f"10.231.{NET}.0/24", "server_address": f"10.231.{NET}.1"},
+        "dhcp": {
+            "backend": "omapi",
+            "omapi": {"key_env": "BMPA_OMAPI_KEY", "port": port, "timeout": timeout},
+        },
+    }
+    return DhcpSettings.from_config(Config(None, raw))
+
+
+def connect(topo, s: DhcpSettings) -> OmapiBackend:
+    backend = OmapiBackend(s)
+    with peers.netns(topo.srv):
+        backend.open()
+    return backend
+
+
+def res(mac: str, ip: str, name: str = "") -> Reservation:
+    return Reservation(mac, ip, name, "n1", "pxelinux.0", f"10.231.{NET}.1")
+
+
+def test_add_is_idempotent_and_read_back(server) -> None:
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    try:
+        assert backend.add(res("02:31:00:00:01:10", f"10.231.{NET}.10", "SN10")) is True
+        assert backend.add(res("02:31:00:00:01:10", f"10.231.{NET}.10", "SN10")) is False
+        held = backend.lookup("02:31:00:00:01:10")
+        assert (held.ip, held.name) == (f"10.231.{NET}.10", "SN10")
+        assert backend.remove("02:31:00:00:01:10") is True
+        assert backend.remove("02:31:00:00:01:10") is False
+        assert backend.lookup("02:31:00:00:01:10") is None
+    finally:
+        backend.close()
+
+
+def test_same_mac_other_ip_is_a_conflict_never_overwritten(server) -> None:
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    try:
+        backend.add(res("02:31:00:00:01:11", f"10.231.{NET}.11", "SN11"))
+        with pytest.raises(ReservationConflict, match=r"already reserved for 10\.231\.21\.11"):
+            backend.add(res("02:31:00:00:01:11", f"10.231.{NET}.12", "SN11"))
+        assert backend.lookup("02:31:00:00:01:11").ip == f"10.231.{NET}.11"
+        with pytest.raises(ReservationConflict, match="host name 'SN11' is already used"):
+            backend.add(res("02:31:00:00:01:19", f"10.231.{NET}.19", "SN11"))
+    finally:
+        backend.close()
+
+
+def test_duplicate_ip_and_outside_subnet_refused_before_sending(server) -> None:
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    try:
+        backend.add(res("02:31:00:00:01:13", f"10.231.{NET}.13"))
+        with pytest.raises(ReservationRefused, match="already reserved for MAC 02:31:00:00:01:13"):
+            backend.add(res("02:31:00:00:01:14", f"10.231.{NET}.13"))
+        with pytest.raises(ReservationRefused, match="outside every configured subnet"):
+            backend.add(res("02:31:00:00:01:15", "192.0.2.10"))
+        with pytest.raises(ReservationRefused, match="host name"):
+            backend.add(Reservation("02:31:00:00:01:16", f"10.231.{NET}.16", "", 'x"; filename "p'))
+        for mac in ("02:31:00:00:01:14", "02:31:00:00:01:15", "02:31:00:00:01:16"):
+            assert backend.lookup(mac) is None  # nothing reached dhcpd
+    finally:
+        backend.close()
+
+
+def test_wrong_key_has_its_own_message(server) -> None:
+    topo, _ = server
+    started = time.monotonic()
+    with pytest.raises(DriverError, match="rejected the OMAPI key 'omapi_key'") as err:
+        connect(topo, settings(peers.new_secret()))
+    assert time.monotonic() - started < 2
+    assert "secret" in str(err.value) and "==" not in str(err.value)
+
+
+def test_unreachable_has_its_own_message(server) -> None:
+    topo, secret = server
+    with pytest.raises(DriverError, match="unreachable: connection refused"):
+        connect(topo, settings(secret, port=7912))
+
+
+def test_timeout_has_its_own_message_within_the_deadline(server) -> None:
+    topo, secret = server
+    with peers.netns(topo.srv):
+        silent = socket.socket()
+    silent.bind(("127.0.0.1", 7913))
+    silent.listen(1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DriverError, match=r"did not answer within 1 s"):
+            connect(topo, settings(secret, port=7913, timeout=1))
+        assert time.monotonic() - started < 2.5
+    finally:
+        silent.close()
+
+
+def test_key_never_in_repr(server) -> None:
+    _, secret = server
+    backend = OmapiBackend(settings(secret))
+    assert secret not in repr(vars(backend))
+    assert repr(backend._key) == "Secret('***')"
