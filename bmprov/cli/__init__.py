@@ -5,7 +5,7 @@ Each command family is one module that registers itself on :data:`app` when impo
 
 from __future__ import annotations
 
-from bmprov.cli import advance, importing, init, nodes  # noqa: F401  (registers commands)
+from bmprov.cli import advance, importing, init, nodes, power  # noqa: F401  (registers commands)
 from bmprov.cli.app import app
 
 
