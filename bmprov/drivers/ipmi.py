@@ -17,6 +17,7 @@ stalls, freezes or deadlocks under threads (shared/peers/bmc.md). What this driv
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -47,7 +48,7 @@ LOGIN_MESSAGES = {
     "Unauthorized name in RAKP2": "login refused: unknown user {user!r}",
 }
 
-_SESSIONS: dict[tuple[str, int, str], Any] = {}
+_SESSIONS: dict[tuple[str, int, str, str], Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -102,9 +103,12 @@ class IpmiDriver(PowerDriver):
 
     # ---------------------------------------------------------------- session
     @property
-    def _key(self) -> tuple[str, int, str]:
-        user = self.target.credentials.username if self.target.credentials else ""
-        return (self.target.host, self.target.port or 623, user)
+    def _key(self) -> tuple[str, int, str, str]:
+        """Session cache key: a changed user or password must log in again."""
+        creds = self.target.credentials
+        user = creds.username if creds else ""
+        digest = hashlib.sha256(creds.password.reveal().encode()).hexdigest() if creds else ""
+        return (self.target.host, self.target.port or 623, user, digest)
 
     def _command(self) -> Any:
         """The logged-in pyghmi Command for this BMC (probe + login on first use)."""
