@@ -235,6 +235,7 @@ def _one(run: _Run, node: Node) -> NodeResult:
         done = _steps(run, driver, details)
         step = "power"
     except BmprovError as exc:
+        details["seconds"] = round(time.monotonic() - start, 3)
         return NodeResult(node.serial, "failed", node.stage, str(exc), step, details)
     finally:
         driver.close()
