@@ -35,7 +35,7 @@ BLACK_HOLE, DEAD = 19601, 19600
 
 
 def run_cli(config: Path) -> tuple[float, dict]:
-    env = dict(os.environ, BMPROV_CONFIG=str(config), BMPROV_BMC_PASSWORD="password")
+    env = dict(os.environ, BMPROV_CONFIG=str(config), BMPROV_BMC_PASSWORD="password")  # noqa: S106
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "bmprov", "power", "cycle", "--bootdev", "pxe", "--all", "--json"],

@@ -63,5 +63,7 @@ def test_200_bmcs_20_rounds(site, monkeypatch, farm) -> None:
             != ("on", "network", 1)
         ]
         assert not bad, f"round {round_no}: {len(bad)} BMCs wrong, e.g. {state[bad[0]]}"
-    print(f"\n200 BMCs x {ROUNDS} rounds: wall per round min {min(walls):.2f} s, "
-          f"max {max(walls):.2f} s")
+    print(
+        f"\n200 BMCs x {ROUNDS} rounds: wall per round min {min(walls):.2f} s, "
+        f"max {max(walls):.2f} s"
+    )
