@@ -1,6 +1,52 @@
-"""The os_provisioning stage's entry action: set PXE and power-cycle, per config.
+"""The os_provisioning stage's entry action: set PXE (one-time) and power-cycle, per config.
 
-(Filled by the power feature; registers itself with :func:`bmprov.lifecycle.register_action`.)
+With ``[power] auto_on_provisioning = true``, every node entering *os_provisioning* gets its
+next boot set to PXE and a power cycle (which powers on a node that is off), through the same
+bounded batch runner as ``bmprov power``. Nodes without a BMC are *not* failures: they are
+reported as waiting for a manual power-on, as are all nodes while the option is off (the
+default). A BMC failure fails the node with ``step="power"`` (the lifecycle moves it to
+*failed*; ``bmprov advance --stage os_provisioning`` retries it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bmprov import states
+from bmprov.drivers import BootDevice, PowerAction
+from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
+from bmprov.nodes import Node
+from bmprov.power import NO_BMC_MESSAGE, PowerRequest, default_uefi, power_settings, run_power
+
+MANUAL = "waiting for a manual power-on"
+AUTO_OFF = f"{MANUAL} (automatic power control is off: [power] auto_on_provisioning)"
+
+
+@register_action(states.OS_PROVISIONING)
+class PowerOnProvisioning(StageAction):
+    """PXE + power cycle for nodes entering os_provisioning (when configured)."""
+
+    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+        """One outcome per node: ok (cycled into PXE, or waiting), or failed at step power."""
+        settings = power_settings(ctx.config)
+        if not settings.auto_on_provisioning:
+            for node in nodes:
+                yield Outcome(node, True, AUTO_OFF)
+            return
+        request = PowerRequest(
+            action=PowerAction.CYCLE,
+            bootdev=BootDevice.PXE,
+            persistent=settings.provisioning_persistent,
+            uefi=default_uefi(ctx.config),
+        )
+        by_serial = {node.serial: node for node in nodes}
+        batch = run_power(ctx.config, nodes, request, settings=settings)
+        for result in batch.results:
+            node = by_serial[result.serial]
+            if result.status == "failed":
+                yield Outcome(node, False, result.message, result.step or "power", result.details)
+            elif result.status == "skipped":
+                why = "no BMC" if result.message == NO_BMC_MESSAGE else result.message
+                yield Outcome(node, True, f"{MANUAL} ({why})", None, result.details)
+            else:
+                yield Outcome(node, True, f"PXE boot: {result.message}", None, result.details)

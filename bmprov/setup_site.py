@@ -14,7 +14,12 @@ from bmprov.netdetect import NetworkSettings
 
 DEFAULT_NETWORK = NetworkSettings("eth1", "10.20.0.1", "10.20.0.0/24", "10.20.0.1")
 
-STARTER_SECTIONS: list[str] = ["starter.toml", "starter_boot.toml", "starter_dhcp.toml"]
+STARTER_SECTIONS: list[str] = [
+    "starter.toml",
+    "starter_dhcp.toml",
+    "starter_boot.toml",
+    "starter_power.toml",
+]
 """Starter-config fragments (package files), concatenated in order; features append theirs."""
 
 

@@ -1,0 +1,137 @@
+"""Power-cycle + set PXE on 200 simulated BMCs (4 labbmc processes), through the real CLI.
+
+Target (issue 4): <= 2 s wall at the default concurrency, and a dead BMC among them costing
+no more than its timeout. Each round runs ``bmprov power cycle --bootdev pxe --all --json`` in
+a fresh process (cold IPMI logins, as an operator would), with the starter config's defaults
+(concurrency 32, connect_timeout 2 s), then checks every simulated BMC over HTTP.
+
+    .venv/bin/python bench/power_bench.py [--rounds 3] [--count 200] [--procs 4]
+
+Loopback only: BMCs on 127.0.0.1:19400-19599, state HTTP 19984-19987; dead BMCs: nothing on
+UDP 19600, a black hole (bound, never answers) on UDP 19601.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bmprov.db import StateDB  # noqa: E402
+from bmprov.setup_site import init_site  # noqa: E402
+from tests.sims.fixtures import LabBmcFarm, add_nodes  # noqa: E402
+
+BLACK_HOLE, DEAD = 19601, 19600
+
+
+def run_cli(config: Path) -> tuple[float, dict]:
+    env = dict(os.environ, BMPROV_CONFIG=str(config), BMPROV_BMC_PASSWORD="password")  # noqa: S106
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bmprov", "power", "cycle", "--bootdev", "pxe", "--all", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    wall = time.monotonic() - start
+    return wall, json.loads(proc.stdout)
+
+
+def check(farm: LabBmcFarm) -> int:
+    state = farm.state()
+    return sum(
+        1
+        for port in farm.ports
+        if (state[port]["power"], state[port]["bootdev"], state[port]["counters"]["cycle"])
+        != ("on", "network", 1)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--procs", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bmprov-power-bench-") as tmp:
+        site = init_site(Path(tmp) / "site")
+        farm = LabBmcFarm(19400, args.count, 19984, args.procs, Path(tmp))
+        hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        hole.bind(("127.0.0.1", BLACK_HOLE))
+        try:
+            farm.start()
+            rows = [
+                {"serial": f"b{p}", "bmc_address": f"127.0.0.1:{p}", "bmc_type": "ipmi"}
+                for p in farm.ports
+            ]
+            with StateDB(Path(tmp) / "site" / "bmprov.sqlite") as db:
+                add_nodes(db, rows)
+            start = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "bmprov", "--help"], capture_output=True, check=True
+            )
+            print(f"CLI start-up alone (bmprov --help): {time.monotonic() - start:.2f} s")
+            report("200 BMCs", farm, site.config_path, args.rounds, expect_failed=0)
+            with StateDB(Path(tmp) / "site" / "bmprov.sqlite") as db:
+                add_nodes(
+                    db,
+                    [
+                        {
+                            "serial": "zz-blackhole",
+                            "bmc_address": f"127.0.0.1:{BLACK_HOLE}",
+                            "bmc_type": "ipmi",
+                        },
+                        {
+                            "serial": "zz-deadport",
+                            "bmc_address": f"127.0.0.1:{DEAD}",
+                            "bmc_type": "ipmi",
+                        },
+                    ],
+                )
+            report(
+                "200 BMCs + black hole + dead port",
+                farm,
+                site.config_path,
+                args.rounds,
+                expect_failed=2,
+            )
+        finally:
+            farm.stop()
+            hole.close()
+    return 0
+
+
+def report(label: str, farm: LabBmcFarm, config: Path, rounds: int, expect_failed: int) -> None:
+    walls, batch_walls = [], []
+    for _ in range(rounds):
+        farm.reset("on")
+        wall, data = run_cli(config)
+        failed = [r for r in data["results"] if r["status"] == "failed"]
+        bad = check(farm)
+        walls.append(wall)
+        batch_walls.append(max(r["details"].get("seconds", 0) for r in data["results"]))
+        assert len(failed) == expect_failed and bad == 0, (failed[:3], bad)
+        for r in failed:
+            print(f"  {r['serial']}: {r['message']}")
+    print(
+        f"{label}: CLI process wall median {statistics.median(walls):.2f} s "
+        f"(min {min(walls):.2f}, max {max(walls):.2f}); slowest node "
+        f"{max(batch_walls):.2f} s; all {len(farm.ports)} BMCs verified PXE + cycled once",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Power and boot-device batches: a rack or a whole delivery at once, through flaky BMCs.
+
+:func:`run_power` drives every selected node's BMC with bounded concurrency
+(``[power] concurrency``), an optional stagger between power-ons (``[power] stagger``: inrush
+current, TFTP storms) and a per-node result. Every driver call has a hard deadline
+(:mod:`bmprov.drivers.base`), so a dead BMC costs at most its timeout and only occupies one
+worker; the others go on. Nothing here raises per node: a failure is a ``failed`` result
+naming the node, the BMC and what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bmprov.config import Config
+from bmprov.credentials import CredentialStore
+from bmprov.drivers import (
+    BootDevice,
+    DriverSettings,
+    PowerAction,
+    PowerDriver,
+    make_driver,
+    target_for,
+)
+from bmprov.errors import BmprovError
+from bmprov.nodes import Node
+from bmprov.result import BatchResult, NodeResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 32
+POWER_ON_ACTIONS = frozenset({PowerAction.ON, PowerAction.CYCLE, PowerAction.RESET})
+NO_BMC_MESSAGE = "no BMC: waiting for a manual power-on"
+
+ProgressFn = Callable[[NodeResult], None]
+
+
+@dataclass(frozen=True)
+class PowerSettings:
+    """``[power]``: how batches run."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    stagger: float = 0.0  # seconds between two power-ons
+    auto_on_provisioning: bool = False
+    provisioning_persistent: bool = False
+
+
+@dataclass(frozen=True)
+class PowerRequest:
+    """What to do to each node: optionally set the boot device, then a power action / status."""
+
+    action: PowerAction | None = None
+    bootdev: BootDevice | None = None
+    persistent: bool = False
+    uefi: bool = True
+    status: bool = False
+
+    def describe(self) -> str:
+        """``boot pxe (one-time), power cycle``."""
+        parts = []
+        if self.bootdev:
+            parts.append(f"boot {self.bootdev} ({'persistent' if self.persistent else 'one-time'})")
+        if self.action:
+            parts.append(f"power {self.action}")
+        if self.status:
+            parts.append("power status")
+        return ", ".join(parts)
+
+    @property
+    def label(self) -> str:
+        """The batch's action name (``power:cycle``, ``boot:pxe``, ``power:status``)."""
+        if self.action:
+            return f"power:{self.action}"
+        if self.bootdev:
+            return f"boot:{self.bootdev}"
+        return "power:status"
+
+
+def power_settings(config: Config) -> PowerSettings:
+    """``[power]`` as typed settings."""
+    section = config.section("power")
+    return PowerSettings(
+        concurrency=max(1, int(section.get("concurrency", DEFAULT_CONCURRENCY))),
+        stagger=max(0.0, float(section.get("stagger", 0.0))),
+        auto_on_provisioning=bool(section.get("auto_on_provisioning", False)),
+        provisioning_persistent=bool(section.get("provisioning_persistent", False)),
+    )
+
+
+def driver_settings(config: Config) -> DriverSettings:
+    """``[bmc]`` timeouts and driver options as typed settings."""
+    bmc = config.section("bmc")
+    options: dict[str, Any] = {**(bmc.get("redfish") or {}), **(bmc.get("wol") or {})}
+    return DriverSettings(
+        timeout=float(bmc.get("timeout", 10.0)),
+        connect_timeout=float(bmc.get("connect_timeout", 2.0)),
+        power_wait=float(bmc.get("power_wait", 30.0)),
+        options=options,
+    )
+
+
+def default_uefi(config: Config) -> bool:
+    """``[bmc] uefi``: ask for UEFI boot when setting the boot device (default true)."""
+    return bool(config.section("bmc").get("uefi", True))
+
+
+class Stagger:
+    """Spaces power-ons ``interval`` seconds apart across all workers (the first goes at once)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until this caller's slot."""
+        if self.interval <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+@dataclass
+class _Run:
+    """Everything a worker needs for one batch."""
+
+    config: Config
+    request: PowerRequest
+    store: CredentialStore
+    drivers: DriverSettings
+    stagger: Stagger
+    dry_run: bool
+    section: dict[str, Any] = field(default_factory=dict)
+
+
+def run_power(
+    config: Config,
+    nodes: list[Node],
+    request: PowerRequest,
+    *,
+    settings: PowerSettings | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Apply ``request`` to every node; one result each, sorted by serial. Never raises per node.
+
+    ``dry_run`` goes through the fake driver: credentials and addresses are resolved and
+    checked, but no BMC is contacted.
+    """
+    settings = settings or power_settings(config)
+    run = _Run(
+        config,
+        request,
+        CredentialStore(config),
+        driver_settings(config),
+        Stagger(settings.stagger),
+        dry_run,
+        config.section("bmc"),
+    )
+    batch = BatchResult(action=request.label + (" (dry run)" if dry_run else ""))
+    if on_total:
+        on_total(len(nodes))
+    for result in _fan_out(nodes, lambda node: _one(run, node), settings.concurrency):
+        batch.add(result)
+        if progress:
+            progress(result)
+    batch.results.sort(key=lambda r: r.serial)
+    return batch
+
+
+def _fan_out(
+    nodes: list[Node], work: Callable[[Node], NodeResult], concurrency: int
+) -> Iterator[NodeResult]:
+    """Run ``work`` on every node with at most ``concurrency`` at a time; yield as they finish.
+
+    Workers are daemon threads, so a call abandoned at its deadline never blocks exit.
+    """
+    todo: queue.SimpleQueue[Node] = queue.SimpleQueue()
+    done: queue.SimpleQueue[NodeResult] = queue.SimpleQueue()
+    for node in nodes:
+        todo.put(node)
+
+    def worker() -> None:
+        while True:
+            try:
+                node = todo.get_nowait()
+            except queue.Empty:
+                return
+            done.put(_guarded(work, node))
+
+    for index in range(min(concurrency, len(nodes))):
+        threading.Thread(target=worker, name=f"bmprov-power-{index}", daemon=True).start()
+    for _ in nodes:
+        yield done.get()
+
+
+def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
+    try:
+        return work(node)
+    except Exception as exc:  # a bug must cost one node, not the batch
+        log.debug("power batch: %s crashed", node.serial, exc_info=True)
+        return NodeResult(
+            node.serial, "failed", node.stage, f"internal error: {type(exc).__name__}", "power"
+        )
+
+
+def _one(run: _Run, node: Node) -> NodeResult:
+    """Everything the request asks of one node."""
+    start = time.monotonic()
+    try:
+        target = target_for(node, run.store, run.section)
+    except BmprovError as exc:
+        return NodeResult(node.serial, "failed", node.stage, str(exc), "bmc")
+    if target is None:
+        message = "no BMC" if run.request.status and not run.request.action else NO_BMC_MESSAGE
+        return NodeResult(node.serial, "skipped", node.stage, message, details={"driver": "none"})
+    driver = make_driver(target, run.drivers, dry_run=run.dry_run)
+    details: dict[str, Any] = {"driver": target.driver, "bmc": target.where}
+    unsupported = _unsupported(run.request, driver)
+    if unsupported:
+        return NodeResult(node.serial, "skipped", node.stage, unsupported, None, details)
+    step = "boot" if run.request.bootdev else "power"
+    try:
+        done = _steps(run, driver, details)
+        step = "power"
+    except BmprovError as exc:
+        details["seconds"] = round(time.monotonic() - start, 3)
+        return NodeResult(node.serial, "failed", node.stage, str(exc), step, details)
+    finally:
+        driver.close()
+    details["seconds"] = round(time.monotonic() - start, 3)
+    if run.dry_run:
+        via = f"via {target.driver} {target.where}"
+        return NodeResult(
+            node.serial,
+            "planned",
+            node.stage,
+            f"would {run.request.describe()} {via}",
+            None,
+            details,
+        )
+    return NodeResult(node.serial, "ok", node.stage, "; ".join(done), None, details)
+
+
+def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]:
+    """Boot device, then stagger + power action, then status; what was done, in words."""
+    request, done = run.request, []
+    if request.bootdev and driver.can_set_boot:
+        result = driver.set_boot_device(request.bootdev, request.persistent, request.uefi)
+        details["bootdev"] = str(result.device)
+        details["boot_verified"] = result.verified
+        how = "verified" if result.verified else "acknowledged; the BMC does not report it"
+        mode = "persistent" if request.persistent else "one-time"
+        done.append(f"boot {result.device} ({mode}, {how})")
+    elif request.bootdev:
+        done.append(f"boot device not settable over {driver.name}: PXE must be first")
+    if request.action:
+        if request.action in POWER_ON_ACTIONS:
+            run.stagger.wait()
+        done.append(driver.set_power(request.action))
+    if request.status and driver.can_read_power:
+        details["power"] = str(driver.get_power())
+        done.append(details["power"])
+    return done
+
+
+def _unsupported(request: PowerRequest, driver: PowerDriver) -> str | None:
+    """Why a request has nothing to do on this driver (WoL status / boot only), or None."""
+    if request.action:
+        return None
+    if request.bootdev and not driver.can_set_boot:
+        return f"{driver.name} cannot set the boot device: PXE must be first in its boot order"
+    if request.status and not driver.can_read_power:
+        return f"{driver.name} cannot read the power state"
+    return None

@@ -1,0 +1,181 @@
+"""The IPMI driver against real simulated BMCs: OpenIPMI's ipmi_sim and pyghmi-based labbmc.
+
+Effects are checked out-of-band (ipmi_sim's chassis state files, labbmc's HTTP state), and
+ipmitool (an independent client) cross-checks power and boot device.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from bmprov.credentials import BmcCredentials, Secret
+from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
+from bmprov.drivers.ipmi import IpmiDriver
+from bmprov.errors import DriverError
+from tests.sims.fixtures import DEAD_PORT, PASSWORD, UDP_BLACKHOLE_PORT, USER
+
+pytestmark = pytest.mark.peer
+SETTINGS = DriverSettings(timeout=5.0, connect_timeout=1.0, power_wait=5.0)
+
+
+def driver(
+    port: int,
+    password: str = PASSWORD,
+    user: str = USER,
+    host: str = "127.0.0.1",
+    settings: DriverSettings = SETTINGS,
+) -> IpmiDriver:
+    creds = BmcCredentials(user, Secret(password))
+    return IpmiDriver(BmcTarget(f"SN{port}", "ipmi", host, port, creds), settings)
+
+
+def ipmitool(port: int, *args: str) -> str:
+    """ipmitool -I lanplus -C 3 (cipher suite 3; without -C, ipmi_sim costs 10 s a call)."""
+    proc = subprocess.run(
+        [
+            "ipmitool",
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            USER,
+            "-E",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+        env={"IPMI_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    return proc.stdout + proc.stderr
+
+
+def test_ipmi_sim_power_and_boot(ipmi_sim) -> None:
+    ipmi_sim.reset()
+    bmc = driver(ipmi_sim.port)
+    assert bmc.get_power() == PowerState.OFF
+    assert bmc.set_power(PowerAction.ON) == "powered on"
+    assert ipmi_sim.state()["power"] == "on"
+    assert "Chassis Power is on" in ipmitool(ipmi_sim.port, "chassis", "power", "status")
+
+    result = bmc.set_boot_device(BootDevice.PXE)
+    assert ipmi_sim.state()["boot"] == "pxe"
+    assert not result.verified  # ipmi_sim never sets boot-flags-valid: taken at its word
+    assert "Force PXE" in ipmitool(ipmi_sim.port, "chassis", "bootparam", "get", "5")
+
+    assert bmc.set_power(PowerAction.CYCLE) == "power-cycled"
+    events = ipmi_sim.state()["events"]
+    assert any(line.endswith("set power 0") for line in events)
+    end = time.monotonic() + 3  # ipmi_sim turns power back on after a fixed 1 s
+    while ipmi_sim.state()["power"] != "on" and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ipmi_sim.state()["power"] == "on"
+
+    bmc.set_boot_device(BootDevice.DISK, persistent=True)
+    assert ipmi_sim.state()["boot"] == "default"  # ipmi_sim's name for the hd selector
+    assert bmc.set_power(PowerAction.OFF) == "powered off"
+    assert ipmi_sim.state()["power"] == "off"
+    assert "Chassis Power is off" in ipmitool(ipmi_sim.port, "chassis", "power", "status")
+
+
+def test_ipmi_sim_cycle_of_an_off_node_powers_it_on(ipmi_sim) -> None:
+    ipmi_sim.reset()
+    assert driver(ipmi_sim.port).set_power(PowerAction.CYCLE) == "was off: powered on"
+    assert ipmi_sim.state()["power"] == "on"
+
+
+def test_labbmc_power_boot_and_readback(labbmc) -> None:
+    labbmc.reset()
+    port = labbmc.ports[0]
+    bmc = driver(port)
+    result = bmc.set_boot_device(BootDevice.PXE)
+    assert result.verified and result.attempts == 1
+    assert labbmc.state()[port]["bootdev"] == "network"
+    assert "Force PXE" in ipmitool(port, "chassis", "bootparam", "get", "5")
+    assert bmc.set_power(PowerAction.CYCLE) == "was off: powered on"
+    assert bmc.set_power(PowerAction.CYCLE) == "power-cycled"
+    state = labbmc.state()[port]
+    assert state["power"] == "on" and state["counters"]["cycle"] == 1
+    assert "Chassis Power is on" in ipmitool(port, "chassis", "power", "status")
+    assert bmc.set_power(PowerAction.ON) == "already on"
+    assert bmc.set_power(PowerAction.SOFT_OFF) == "shutdown requested"
+    assert labbmc.state()[port]["power"] == "off"
+    assert bmc.set_boot_device(BootDevice.DISK).verified
+    assert labbmc.state()[port]["bootdev"] == "hd"
+
+
+def test_ipmitool_change_is_seen_by_the_driver(labbmc) -> None:
+    labbmc.reset()
+    port = labbmc.ports[1]
+    assert "Up/On" in ipmitool(port, "chassis", "power", "on")
+    assert driver(port).get_power() == PowerState.ON
+
+
+# ----------------------------------------------------------------------------- failures
+def timed_failure(bmc: IpmiDriver) -> tuple[str, float]:
+    start = time.monotonic()
+    with pytest.raises(DriverError) as info:
+        bmc.get_power()
+    return str(info.value), time.monotonic() - start
+
+
+def test_wrong_password(ipmi_sim, labbmc) -> None:
+    for port in (ipmi_sim.port, labbmc.ports[2]):
+        message, took = timed_failure(driver(port, password="wrong-secret"))
+        assert "wrong password for user 'admin'" in message
+        assert f"SN{port}" in message and f"127.0.0.1:{port}" in message
+        assert "wrong-secret" not in message
+        assert took < 1.0
+
+
+def test_unknown_user(labbmc) -> None:
+    message, took = timed_failure(driver(labbmc.ports[2], user="nobody"))
+    assert "unknown user 'nobody'" in message
+    assert took < 1.0
+
+
+def test_dead_port_fails_fast() -> None:
+    message, took = timed_failure(driver(DEAD_PORT))
+    assert "nothing listens on UDP port 19555" in message
+    assert took < 0.5
+
+
+def test_black_hole_costs_its_connect_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+        hole.bind(("127.0.0.1", UDP_BLACKHOLE_PORT))  # receives, never answers
+        message, took = timed_failure(driver(UDP_BLACKHOLE_PORT))
+    assert "no IPMI answer within 1 s" in message
+    assert 0.9 < took < 1.5
+
+
+def test_unknown_host() -> None:
+    message, took = timed_failure(driver(623, host="no-such-bmc.invalid"))
+    assert "cannot resolve 'no-such-bmc.invalid'" in message
+    assert took < 2.0
+
+
+def test_bmc_that_stops_answering_mid_session_is_cut_at_the_deadline(labbmc) -> None:
+    """A logged-in BMC that goes silent (its simulator paused) costs exactly the deadline."""
+    labbmc.reset()
+    bmc = driver(labbmc.ports[3], settings=DriverSettings(timeout=1.5, connect_timeout=1.0))
+    assert bmc.get_power() == PowerState.OFF  # logged in, session cached
+    os.kill(labbmc.children[0].pid, signal.SIGSTOP)
+    try:
+        message, took = timed_failure(bmc)
+    finally:
+        os.kill(labbmc.children[0].pid, signal.SIGCONT)
+    assert "SN19103" in message and "127.0.0.1:19103" in message
+    assert "no answer within 1.5 s" in message
+    assert 1.4 < took < 1.9
