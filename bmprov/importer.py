@@ -354,6 +354,7 @@ def _parse(
         if serial is None and not state.blank[k] and not state.bad[k]:
             problems.append(Problem(name, state.numbers[k], serial_header, "serial is blank"))
             state.bad[k] = 1
+
     def report(k: int, field_name: str, message: str) -> None:
         problems.append(Problem(name, state.numbers[k], seen_header(columns, field_name), message))
 
@@ -479,7 +480,9 @@ def _assemble(
 
 
 def _row_problems(
-    k: int, node: tuple[Any, ...], install: dict[str, Any],
+    k: int,
+    node: tuple[Any, ...],
+    install: dict[str, Any],
     report: Callable[[int, str, str], None],
 ) -> bool:
     values = {**dict(zip(NODE_COLUMNS, node, strict=True)), **install}

@@ -67,7 +67,7 @@ def cli() -> Iterator[object]:
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
     """Write rows (first = header) as a CSV file."""
-    import csv  # noqa: PLC0415
+    import csv
 
     with path.open("w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows)
