@@ -8,7 +8,7 @@ bash scripts/bootstrap.sh
 BMPROV=.venv/bin/bmprov
 SITE=${DEMO_DIR:-demo}
 rm -rf "$SITE"
-export BMPROV_CONFIG="$PWD/$SITE/bmprov.toml"
+export BMPROV_CONFIG="$(realpath -m "$SITE")/bmprov.toml"
 step() { printf '\n\033[1m$ bmprov %s\033[0m\n' "$*"; }
 step init "$SITE";                          $BMPROV init "$SITE"
 step import sample_sheets/purchases.xlsx;   $BMPROV import sample_sheets/purchases.xlsx
