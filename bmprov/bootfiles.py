@@ -407,9 +407,28 @@ class NodeFileWriter:
 
 
 def _macs(node: Node) -> tuple[str, ...]:
+    """The node's MACs, re-checked: they become file names (a stored value is not trusted)."""
+    _check_serial(node)
     if not node.macs:
         raise StepFailed("boot files", f"node {node.serial} has no MAC address")
+    for mac in node.macs:
+        try:
+            canonical = validate.mac(mac)
+        except ValueError as exc:
+            raise StepFailed("boot files", f"node {node.serial}: {exc}") from None
+        if canonical != mac:
+            raise StepFailed("boot files", f"node {node.serial}: MAC {mac!r} is not canonical")
     return node.macs
+
+
+def _check_serial(node: Node) -> None:
+    """The serial names the install file: it must still be a valid serial."""
+    try:
+        canonical = validate.serial(node.serial)
+    except ValueError as exc:
+        raise StepFailed("install file", f"serial {node.serial!r}: {exc}") from None
+    if canonical != node.serial:
+        raise StepFailed("install file", f"serial {node.serial!r} has surrounding spaces")
 
 
 def _host_from_serial(serial: str) -> str:

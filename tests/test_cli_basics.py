@@ -23,7 +23,8 @@ def test_no_config_is_a_clear_error(cli, tmp_path, monkeypatch) -> None:
 
 
 def test_python_dash_m_works() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bmprov", "--version"], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bmprov", "--version"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0
     assert proc.stdout.startswith("bmprov ")
