@@ -31,7 +31,7 @@ from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import write_if_changed
-from bmprov.install_options import InstallDefaults, InstallOptions
+from bmprov.install_options import InstallDefaults, InstallOptions, callback_url
 from bmprov.nodes import Node
 from bmprov.render import Renderer, RenderError
 
@@ -212,26 +212,25 @@ def _arg(value: Any) -> str:
 
 
 def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
+    """The shipped profiles with ``[boot.os.NAME]`` tables merged over them, each checked."""
     profiles = dict(BUILTIN_OS)
     for name, table in raw.items():
         validate.token(name, "OS name")
-        base = profiles.get(name) or OsProfile(name, "anaconda", "kickstart", "", "")
-        merged = replace(base, **{k: str(v) for k, v in table.items()})
+        new = OsProfile(name, "anaconda", "kickstart", f"{name}/vmlinuz", f"{name}/initrd.img")
+        merged = replace(profiles.get(name, new), **{k: str(v) for k, v in table.items()})
         if merged.install not in INSTALL_KINDS:
             raise ValueError(f"os.{name}.install must be one of {', '.join(INSTALL_KINDS)}")
         validate.token(merged.template, f"os.{name}.template")
-        for key in ("kernel", "initrd"):
-            _rel(getattr(merged, key) or f"{name}/{key}", f"os.{name}.{key}")
-        if not merged.kernel or not merged.initrd:
-            merged = replace(
-                merged,
-                kernel=merged.kernel or f"{name}/vmlinuz",
-                initrd=merged.initrd or f"{name}/initrd.img",
-            )
+        _rel(merged.kernel, f"os.{name}.kernel")
+        _rel(merged.initrd, f"os.{name}.initrd")
         if merged.repo is not None:
-            from bmprov.install_options import callback_url  # noqa: PLC0415  (same URL rules)
-
-            callback_url(merged.repo)
+            try:
+                callback_url(merged.repo)  # the same allow-list as every URL placed in a file
+            except ValueError:
+                raise ValueError(
+                    f"os.{name}.repo {merged.repo!r} is not an allowed URL "
+                    "(http(s)://host[:port]/path; letters, digits and ._~/-=& only)"
+                ) from None
         profiles[name] = merged
     return profiles
 

@@ -29,6 +29,7 @@ from bmprov.bootfiles import BootSettings, NodeFileWriter
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError, InputError
+from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
 from bmprov.validate import pxe_mac_name
@@ -115,6 +116,7 @@ def render_all(
         if _render_one(writer, row.node(), install, report):
             updates.append((row.id, new, cleared))
     _save(db, updates)
+    _sync(report.written)
     if prune:
         known = {m for row in rows for m in row.macs}
         report.stale = stale_files(writer.settings, known, {row.serial for row in rows})
@@ -126,8 +128,10 @@ def render_all(
 def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: RenderReport) -> bool:
     """Render one node, recording its result; True on success."""
     if install and not node.ip:
+        # A node that failed before it got an IP is not a render failure: it is left alone.
+        status: Status = "skipped" if node.stage == st.FAILED else "failed"
         message = f"node {node.serial} has no IP address yet (advance it through networking)"
-        report.batch.add(NodeResult(node.serial, "failed", node.stage, message, "boot files"))
+        report.batch.add(NodeResult(node.serial, status, node.stage, message, "boot files"))
         return False
     try:
         paths = writer.write(node, node.ip or "") if install else writer.local_boot(node)
@@ -138,7 +142,7 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
         return False
     report.written += paths
     mode = "install" if install else "local boot"
-    status: Status = "ok" if paths else "unchanged"
+    status = "ok" if paths else "unchanged"
     message = f"{mode}: {len(paths)} file(s) written"
     report.batch.add(NodeResult(node.serial, status, node.stage, message, None, {"mode": mode}))
     return True
@@ -152,17 +156,20 @@ def clear(config: Config, db: StateDB, serials: Iterable[str]) -> BatchResult:
     digest = writer.digest()
     batch = BatchResult(action="pxe clear")
     cleared: list[tuple[int, str, str | None]] = []
+    written: list[Path] = []
     for node in nodes:
         try:
             paths = writer.local_boot(node)
         except BmprovError as exc:
             batch.add(NodeResult(node.serial, "failed", node.stage, str(exc)))
             continue
+        written += paths
         cleared.append((node.id, fingerprint(digest, False, node), node.stage_changed_at))
         message = f"local boot: {len(paths)} file(s) written"
         status: Status = "ok" if paths else "unchanged"
         batch.add(NodeResult(node.serial, status, node.stage, message))
     _save(db, cleared)
+    _sync(written)
     return batch
 
 
@@ -188,6 +195,12 @@ def stale_files(
         if serial not in known_serials and (name.endswith(".cfg") or path.is_dir()):
             stale.append(path)
     return sorted(stale)
+
+
+def _sync(paths: list[Path]) -> None:
+    """One directory fsync per directory written to, so the renames survive a crash."""
+    for directory in {path.parent for path in paths}:
+        fsync_dir(directory)
 
 
 def _remove(paths: list[Path]) -> list[Path]:

@@ -227,3 +227,15 @@ def test_config_section_values(site) -> None:
     assert "inst.repo=http://mirror.example.net/rocky/9" in pxe
     assert "console=ttyS0,115200" in pxe
     assert "tftpboot/boot/grub/grub.cfg-01-52-54-00-12-34-56" in files
+
+
+def test_site_adds_an_os_profile(site, cli) -> None:
+    site.write_config('[boot.os.rocky8]\nks_version = "RHEL8"\nrepo = "http://10.20.0.1/r8"')
+    writer = NodeFileWriter(site.config)
+    files = rel(site, writer.render_install(node(os="rocky8"), "10.20.0.50"))
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "KERNEL rocky8/vmlinuz" in pxe and "inst.repo=http://10.20.0.1/r8" in pxe
+    run = cli("ks", "validate")
+    assert run.exit_code == 0
+    assert "sample rocky8/anaconda/LVM_HBA" in run.stdout
+    assert "valid RHEL8 kickstart" in run.stdout

@@ -201,3 +201,21 @@ def test_install_node_without_ip_fails_alone(site, cli) -> None:
     run = cli("pxe", "render")
     assert run.exit_code == 1
     assert "Traceback" not in run.stderr
+
+
+def test_failed_node_without_ip_is_skipped(site, cli) -> None:
+    import_nodes(site, cli, ROWS)
+    set_stage(site, "failed", ["SN1"], failed_stage="networking", ip=None)
+    set_stage(site, "networking", ["SN3"])
+    data = render(cli)
+    assert data["exit_code"] == 0
+    results = {r["serial"]: r for r in data["results"]}
+    assert results["SN1"]["status"] == "skipped"
+    assert results["SN3"]["details"]["mode"] == "install"  # networking installs too
+
+
+def test_help_lists_pxe_and_ks(cli) -> None:
+    assert "pxe" in cli("--help").stdout
+    run = cli("pxe", "--help")
+    assert "render" in run.stdout and "clear" in run.stdout
+    assert "validate" in cli("ks", "--help").stdout
