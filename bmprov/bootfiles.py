@@ -254,12 +254,12 @@ class NodeFileWriter:
         value or template; nothing of the node is written then.
         """
         files = self.render_install(node, ip)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def local_boot(self, node: Node) -> list[Path]:
         """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
         files = self.render_local(node)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def write_defaults(self) -> list[Path]:
         """The loaders' fallback files (local boot); returns paths written."""
@@ -267,7 +267,7 @@ class NodeFileWriter:
         files: dict[Path, str] = {}
         for loader, path in self.settings.default_paths().items():
             files[path] = self._pxe(f"{loader}/default.j2", context)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def digest(self) -> str:
         """Settings, install defaults and every template: what all fingerprints depend on."""
@@ -403,6 +403,22 @@ class NodeFileWriter:
             return self.ks.render(names, context)
         except RenderError as exc:
             raise StepFailed("install file", str(exc)) from None
+
+
+def _write(files: dict[Path, str]) -> list[Path]:
+    """Write each file that changed; returns those written."""
+    for directory in {path.parent for path in files}:
+        _make_dir(directory)
+    return [path for path, text in files.items() if write_if_changed(path, text)]
+
+
+def _make_dir(directory: Path) -> None:
+    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody."""
+    if directory.is_dir():
+        return
+    _make_dir(directory.parent)
+    directory.mkdir(exist_ok=True)
+    directory.chmod(0o755)
 
 
 def _macs(node: Node) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import replace
 
@@ -239,3 +240,14 @@ def test_site_adds_an_os_profile(site, cli) -> None:
     assert run.exit_code == 0
     assert "sample rocky8/anaconda/LVM_HBA" in run.stdout
     assert "valid RHEL8 kickstart" in run.stdout
+
+
+def test_directories_and_files_readable_under_a_strict_umask(site, writer) -> None:
+    old = os.umask(0o077)
+    try:
+        writer.write(node(os="ubuntu-24.04"), "10.20.0.50")
+    finally:
+        os.umask(old)
+    for path in [*(site.dir / "tftpboot").rglob("*"), *(site.dir / "http").rglob("*")]:
+        want = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
