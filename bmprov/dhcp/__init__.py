@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from bmprov import validate
 from bmprov.config import Config
-from bmprov.errors import ConfigError, DriverError
+from bmprov.errors import BmprovError, ConfigError, DriverError
 from bmprov.ipam import Pool, ip_to_int, load_pools
 
 BACKENDS: dict[str, str] = {
@@ -39,6 +39,10 @@ BACKENDS: dict[str, str] = {
 
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+AddResult = tuple["Reservation", BmprovError | None]
+"""One reservation and why it failed (None: the server holds it)."""
 
 
 class ReservationConflict(DriverError):
@@ -191,6 +195,19 @@ class DhcpBackend(ABC):
         changed = self._add(res)
         self._owners[res.ip] = res.mac
         return changed
+
+    def add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
+        """Add each reservation; yields one (reservation, error or None) per item, in order.
+
+        Servers that can keep several requests in flight (OMAPI) override this.
+        """
+        for res in items:
+            try:
+                self.add(res)
+            except BmprovError as exc:
+                yield res, exc
+            else:
+                yield res, None
 
     def _precheck(self, res: Reservation) -> None:
         pools = self.settings.pools
