@@ -282,7 +282,7 @@ def start_tftpd(topo: Topology, root: Path, d: Path) -> subprocess.Popen[bytes]:
 
 
 UDHCPC_HOOK = """#!/bin/sh
-{ echo "event=$1"; env | grep -E '^(ip|siaddr|boot_file|hostname|router|serverid)=' | sort; } \
+{ echo "event=$1"; env | grep -E '^(ip|siaddr|boot_file|hostname|router|dns|serverid)=' | sort; } \
   >> "$HOOK_OUT"
 case "$1" in bound|renew) ip addr add "$ip/${mask:-24}" dev "$interface" ;; esac
 exit 0

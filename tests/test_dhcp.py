@@ -127,6 +127,10 @@ def test_export_formats(site, cli) -> None:
         "hostname": "node1",
         "boot-file-name": "pxelinux.0",
         "next-server": "10.20.0.1",
+        "option-data": [
+            {"name": "routers", "data": "10.20.0.1"},
+            {"name": "domain-name-servers", "data": "10.20.0.1"},
+        ],
     }
     bad = cli("dhcp", "export", "-f", "bind")
     assert bad.exit_code == 2

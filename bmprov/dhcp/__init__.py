@@ -63,6 +63,8 @@ class Reservation:
     hostname: str | None = None
     filename: str | None = None
     next_server: str | None = None
+    router: str | None = None  # the pool's gateway
+    dns: tuple[str, ...] = ()  # the pool's DNS servers
 
     def checked(self) -> Reservation:
         """This reservation with every field validated (allow-lists), or ReservationRefused."""
@@ -71,13 +73,17 @@ class Reservation:
             ip = _ipv4(self.ip, "IP")
             hostname = validate.hostname(self.hostname) if self.hostname else None
             next_server = _ipv4(self.next_server, "next-server") if self.next_server else None
+            router = _ipv4(self.router, "router") if self.router else None
+            dns = tuple(_ipv4(d, "DNS server") for d in self.dns)
         except ValueError as exc:
             raise ReservationRefused(f"reservation for {self.mac!r}: {exc}") from None
         if self.name and not _NAME.fullmatch(self.name):
             raise ReservationRefused(f"{self.name!r} is not a valid reservation name")
         if self.filename and (not _FILENAME.fullmatch(self.filename) or ".." in self.filename):
             raise ReservationRefused(f"{self.filename!r} is not a valid boot filename")
-        return replace(self, mac=mac, ip=ip, hostname=hostname, next_server=next_server)
+        return replace(
+            self, mac=mac, ip=ip, hostname=hostname, next_server=next_server, router=router, dns=dns
+        )
 
     def same_as(self, other: Reservation) -> bool:
         """Same MAC and IP (what a server can always report back)."""
@@ -92,14 +98,17 @@ class Reservation:
             "hostname": self.hostname,
             "filename": self.filename,
             "next_server": self.next_server,
+            "router": self.router,
+            "dns": list(self.dns),
         }
         return {k: v for k, v in data.items() if v}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reservation:
         """The inverse of :meth:`to_dict` (unknown keys ignored)."""
-        keys = ("mac", "ip", "name", "hostname", "filename", "next_server")
-        return cls(**{k: data[k] for k in keys if data.get(k) is not None})
+        keys = ("mac", "ip", "name", "hostname", "filename", "next_server", "router")
+        values = {k: data[k] for k in keys if data.get(k) is not None}
+        return cls(**values, dns=tuple(data.get("dns") or ()))
 
 
 def _ipv4(value: str, what: str) -> str:
@@ -145,8 +154,18 @@ class DhcpSettings:
         return cls(backend, section, config, next_server, filename, pools)
 
     def reservation(self, mac: str, ip: str, name: str, hostname: str | None) -> Reservation:
-        """The reservation bmprov wants for a node, validated."""
-        return Reservation(mac, ip, name, hostname, self.boot_filename, self.next_server).checked()
+        """The reservation bmprov wants for a node (with its pool's gateway and DNS), validated."""
+        pool = self.pool_of(ip)
+        router, dns = (pool.gateway, pool.dns) if pool else (None, ())
+        res = Reservation(
+            mac, ip, name, hostname, self.boot_filename, self.next_server, router, dns
+        )
+        return res.checked()
+
+    def pool_of(self, ip: str) -> Pool | None:
+        """The most specific pool (longest prefix) whose subnet holds ``ip``."""
+        holding = [p for p in self.pools if p.contains(ip)]
+        return max(holding, key=lambda p: p.prefixlen) if holding else None
 
 
 class DhcpBackend(ABC):

@@ -31,6 +31,11 @@ def to_kea(res: Reservation) -> dict[str, Any]:
         out["boot-file-name"] = res.filename
     if res.next_server:
         out["next-server"] = res.next_server
+    options = [{"name": "routers", "data": res.router}] if res.router else []
+    if res.dns:
+        options.append({"name": "domain-name-servers", "data": ", ".join(res.dns)})
+    if options:
+        out["option-data"] = options
     return out
 
 
@@ -44,7 +49,19 @@ def from_kea(item: dict[str, Any]) -> Reservation | None:
         hostname=item.get("hostname") or None,
         filename=item.get("boot-file-name") or None,
         next_server=item.get("next-server") or None,
+        **_options(item.get("option-data") or []),
     )
+
+
+def _options(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """``router``/``dns`` keyword arguments from a reservation's option-data."""
+    found = {str(o.get("name")): str(o.get("data", "")) for o in data if isinstance(o, dict)}
+    out: dict[str, Any] = {}
+    if found.get("routers"):
+        out["router"] = found["routers"].split(",")[0].strip()
+    if found.get("domain-name-servers"):
+        out["dns"] = tuple(d.strip() for d in found["domain-name-servers"].split(","))
+    return out
 
 
 def subnet_of(subnets: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:

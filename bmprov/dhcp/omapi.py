@@ -314,4 +314,8 @@ def host_statements(res: Reservation) -> str:
         out.append(f'filename "{res.filename}";')
     if res.next_server:
         out.append(f"next-server {res.next_server};")
+    if res.router:
+        out.append(f"supersede routers {res.router};")
+    if res.dns:
+        out.append(f"supersede domain-name-servers {', '.join(res.dns)};")
     return " ".join(out)
