@@ -170,3 +170,26 @@ def test_pipelined_add_many_reports_each_host_in_order(server) -> None:
         assert backend.lookup("02:31:00:00:01:32") is None
     finally:
         backend.close()
+
+
+def test_server_dying_mid_batch_fails_the_rest_at_once(tmp_path) -> None:
+    with peers.topology("02:31:00:00:01:02", net=22) as topo:
+        secret = peers.new_secret()
+        dhcpd = peers.start_dhcpd(topo, tmp_path, secret)
+        s = settings(secret)
+        s = DhcpSettings.from_config(
+            Config(None, {**s.config.raw, "network": {"subnet": "10.231.22.0/24"}})
+        )
+        backend = connect(topo, s)
+        topo.stop(dhcpd)
+        items = [Reservation(f"02:31:00:00:03:{i:02x}", f"10.231.22.{10 + i}") for i in range(50)]
+        started = time.monotonic()
+        out = list(backend.add_many(items))
+        assert time.monotonic() - started < 3
+        messages = {str(e) for _, e in out}
+        assert len(messages) == 1
+        message = messages.pop()
+        assert message == (
+            "dhcpd OMAPI 127.0.0.1:7911 closed the connection (did dhcpd stop or restart?)"
+        )
+        backend.close()

@@ -32,6 +32,7 @@ from bmprov.errors import BmprovError, ConfigError, DriverError
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
 PROBE_MAC = "02:00:00:00:00:00"  # locally administered; never a real NIC's
+_LOST = ("connection closed", "not connected")  # pypureomapi's words for a dropped socket
 WINDOW = 32  # hosts in flight on one connection (dhcpd answers in order)
 T = TypeVar("T")
 
@@ -131,6 +132,8 @@ class OmapiBackend(DhcpBackend):
             message = (
                 f"{self.where} rejected the OMAPI key {self.key_name!r} (wrong key name or secret)"
             )
+        elif isinstance(exc, BrokenPipeError | ConnectionResetError) or text in _LOST:
+            message = f"{self.where} closed the connection (did dhcpd stop or restart?)"
         elif isinstance(exc, OSError):
             message = f"{self.where} is unreachable: {exc.strerror or exc}"
         elif isinstance(exc, omapi.OmapiError):
