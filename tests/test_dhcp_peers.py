@@ -109,6 +109,7 @@ def test_isc_dhcpd_over_omapi(tmp_path) -> None:
         assert 'server.filename = "pxelinux.0"' in leases
 
 
+@pytest.mark.slow  # includes a deliberate 2 s "no lease" probe
 def test_dnsmasq_hostsdir(tmp_path) -> None:
     with peers.topology(MAC, net=12) as topo:
         root = tftp_root(tmp_path)
