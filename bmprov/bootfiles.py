@@ -31,7 +31,7 @@ from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import write_if_changed
-from bmprov.install_options import InstallDefaults, InstallOptions
+from bmprov.install_options import InstallDefaults, InstallOptions, callback_url
 from bmprov.nodes import Node
 from bmprov.render import Renderer, RenderError
 
@@ -212,26 +212,25 @@ def _arg(value: Any) -> str:
 
 
 def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
+    """The shipped profiles with ``[boot.os.NAME]`` tables merged over them, each checked."""
     profiles = dict(BUILTIN_OS)
     for name, table in raw.items():
         validate.token(name, "OS name")
-        base = profiles.get(name) or OsProfile(name, "anaconda", "kickstart", "", "")
-        merged = replace(base, **{k: str(v) for k, v in table.items()})
+        new = OsProfile(name, "anaconda", "kickstart", f"{name}/vmlinuz", f"{name}/initrd.img")
+        merged = replace(profiles.get(name, new), **{k: str(v) for k, v in table.items()})
         if merged.install not in INSTALL_KINDS:
             raise ValueError(f"os.{name}.install must be one of {', '.join(INSTALL_KINDS)}")
         validate.token(merged.template, f"os.{name}.template")
-        for key in ("kernel", "initrd"):
-            _rel(getattr(merged, key) or f"{name}/{key}", f"os.{name}.{key}")
-        if not merged.kernel or not merged.initrd:
-            merged = replace(
-                merged,
-                kernel=merged.kernel or f"{name}/vmlinuz",
-                initrd=merged.initrd or f"{name}/initrd.img",
-            )
+        _rel(merged.kernel, f"os.{name}.kernel")
+        _rel(merged.initrd, f"os.{name}.initrd")
         if merged.repo is not None:
-            from bmprov.install_options import callback_url  # noqa: PLC0415  (same URL rules)
-
-            callback_url(merged.repo)
+            try:
+                callback_url(merged.repo)  # the same allow-list as every URL placed in a file
+            except ValueError:
+                raise ValueError(
+                    f"os.{name}.repo {merged.repo!r} is not an allowed URL "
+                    "(http(s)://host[:port]/path; letters, digits and ._~/-=& only)"
+                ) from None
         profiles[name] = merged
     return profiles
 
@@ -255,12 +254,12 @@ class NodeFileWriter:
         value or template; nothing of the node is written then.
         """
         files = self.render_install(node, ip)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def local_boot(self, node: Node) -> list[Path]:
         """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
         files = self.render_local(node)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def write_defaults(self) -> list[Path]:
         """The loaders' fallback files (local boot); returns paths written."""
@@ -268,7 +267,7 @@ class NodeFileWriter:
         files: dict[Path, str] = {}
         for loader, path in self.settings.default_paths().items():
             files[path] = self._pxe(f"{loader}/default.j2", context)
-        return [path for path, text in files.items() if write_if_changed(path, text)]
+        return _write(files)
 
     def digest(self) -> str:
         """Settings, install defaults and every template: what all fingerprints depend on."""
@@ -406,10 +405,45 @@ class NodeFileWriter:
             raise StepFailed("install file", str(exc)) from None
 
 
+def _write(files: dict[Path, str]) -> list[Path]:
+    """Write each file that changed; returns those written."""
+    for directory in {path.parent for path in files}:
+        _make_dir(directory)
+    return [path for path, text in files.items() if write_if_changed(path, text)]
+
+
+def _make_dir(directory: Path) -> None:
+    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody."""
+    if directory.is_dir():
+        return
+    _make_dir(directory.parent)
+    directory.mkdir(exist_ok=True)
+    directory.chmod(0o755)
+
+
 def _macs(node: Node) -> tuple[str, ...]:
+    """The node's MACs, re-checked: they become file names (a stored value is not trusted)."""
+    _check_serial(node)
     if not node.macs:
         raise StepFailed("boot files", f"node {node.serial} has no MAC address")
+    for mac in node.macs:
+        try:
+            canonical = validate.mac(mac)
+        except ValueError as exc:
+            raise StepFailed("boot files", f"node {node.serial}: {exc}") from None
+        if canonical != mac:
+            raise StepFailed("boot files", f"node {node.serial}: MAC {mac!r} is not canonical")
     return node.macs
+
+
+def _check_serial(node: Node) -> None:
+    """The serial names the install file: it must still be a valid serial."""
+    try:
+        canonical = validate.serial(node.serial)
+    except ValueError as exc:
+        raise StepFailed("install file", f"serial {node.serial!r}: {exc}") from None
+    if canonical != node.serial:
+        raise StepFailed("install file", f"serial {node.serial!r} has surrounding spaces")
 
 
 def _host_from_serial(serial: str) -> str:

@@ -141,6 +141,7 @@ def root_password(value: str) -> str:
 
 def password_hash(value: str) -> str:
     """A SHA-512 crypt hash (``$6$[rounds=N$]salt$hash``); other schemes are refused."""
+    validate.reject_control(value)
     text = value.strip()
     if not _SHA512_CRYPT.fullmatch(text):
         raise ValueError(
@@ -293,18 +294,22 @@ class InstallDefaults:
             raise ConfigError(f"{config.path}: install.{exc.key}: {exc.message}") from None
 
     def for_node(self, options: dict[str, Any]) -> InstallOptions:
-        """Merge a node's stored options over the defaults; ValueError if they do not fit."""
-        scheme = options.get("partition_scheme") or self.partition_scheme
-        count = int(options.get("disks") or self.disks)
+        """Merge a node's stored options over the defaults; ValueError if they do not fit.
+
+        Stored values are validated again (they reach files; the state file is not trusted).
+        """
+        opts = _stored(options)
+        scheme = opts.get("partition_scheme") or self.partition_scheme
+        count = opts.get("disks") or self.disks
         check_scheme_fits(scheme, count)
-        key = options.get("ssh_key")
+        key = opts.get("ssh_key")
         return InstallOptions(
-            root_password_hash=options.get("root_password_hash") or self.root_password_hash,
+            root_password_hash=opts.get("root_password_hash") or self.root_password_hash,
             ssh_keys=(key,) if key else self.ssh_keys,
             partition_scheme=scheme,
             disks=self.disk_list(count),
-            post_script=options.get("post_script") or self.post_script,
-            callback_url=options.get("callback_url") or self.callback_url,
+            post_script=opts.get("post_script") or self.post_script,
+            callback_url=opts.get("callback_url") or self.callback_url,
             timezone=self.timezone,
             locale=self.locale,
             keyboard=self.keyboard,
@@ -316,6 +321,30 @@ class InstallDefaults:
         if count > len(names):
             raise ValueError(f"node has {count} disks but [install] disk_names lists {len(names)}")
         return names[:count]
+
+
+_STORED: dict[str, Any] = {
+    "root_password_hash": password_hash,
+    "ssh_key": ssh_key,
+    "partition_scheme": partition_scheme,
+    "disks": disk_count,
+    "post_script": post_script,
+    "callback_url": callback_url,
+}
+
+
+def _stored(options: dict[str, Any]) -> dict[str, Any]:
+    """A node's stored install options, each re-validated (ValueError names the option)."""
+    checked: dict[str, Any] = {}
+    for key, parse in _STORED.items():
+        value = options.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            checked[key] = parse(str(value))
+        except ValueError as exc:
+            raise ValueError(f"install option {key}: {exc}") from None
+    return checked
 
 
 def _sd_name(index: int) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ from bmprov.bootfiles import BootSettings, NodeFileWriter
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError, InputError
-from bmprov.nodes import Node, Selection, list_nodes, select_nodes
+from bmprov.fsutil import fsync_dir
+from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
 from bmprov.validate import pxe_mac_name
 
@@ -65,7 +67,7 @@ class RenderReport:
         }
 
 
-def wants_install(node: Node, cleared_at: str | None = None) -> bool:
+def wants_install(node: Node | _Row, cleared_at: str | None = None) -> bool:
     """True if ``node`` should boot its installer (False: local disk)."""
     if cleared_at is not None and cleared_at == node.stage_changed_at:
         return False
@@ -73,13 +75,17 @@ def wants_install(node: Node, cleared_at: str | None = None) -> bool:
     return stage in INSTALL_STAGES
 
 
-def fingerprint(digest: str, node: Node, install: bool) -> str:
+def fingerprint(digest: str, install: bool, node: Node | _Row) -> str:
     """What a node's files depend on, hashed (the settings/templates ``digest`` included)."""
-    inputs: list[Any] = [digest, install, node.serial, list(node.macs)]
+    parts = [digest, "install" if install else "local", node.serial, ",".join(node.macs)]
     if install:
-        inputs += [node.os, node.hostname, node.ip, node.install_options]
-    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+        options = (
+            node.options_json
+            if isinstance(node, _Row)
+            else json.dumps(node.install_options, sort_keys=True)
+        )
+        parts += [node.os or "", node.hostname or "", node.ip or "", options]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def render_all(
@@ -92,27 +98,28 @@ def render_all(
     report = RenderReport()
     report.written += writer.write_defaults()
     digest = writer.digest()
-    nodes = list_nodes(db)
+    rows = _load_rows(db)
     prior = _load_prior(db)
     present = _Listing(writer.settings)
     updates: list[tuple[int, str, str | None]] = []
-    for node in nodes:
-        if not node.macs:
+    for row in rows:
+        if not row.macs:
             continue
-        before = prior.get(node.id)
+        before = prior.get(row.id)
         cleared = before.cleared_at if before else None
-        install = wants_install(node, cleared)
-        new = fingerprint(digest, node, install)
+        install = wants_install(row, cleared)
+        new = fingerprint(digest, install, row)
         same = not force and before is not None and before.fingerprint == new
-        if same and present.has(writer, node, install):
+        if same and present.has(writer.settings, row, install):
             report.unchanged += 1
             continue
-        if _render_one(writer, node, install, report):
-            updates.append((node.id, new, cleared))
+        if _render_one(writer, row.node(), install, report):
+            updates.append((row.id, new, cleared))
     _save(db, updates)
+    _sync(report.written)
     if prune:
-        known = {m for n in nodes for m in n.macs}
-        report.stale = stale_files(writer.settings, known, {n.serial for n in nodes})
+        known = {m for row in rows for m in row.macs}
+        report.stale = stale_files(writer.settings, known, {row.serial for row in rows})
         if remove:
             report.removed = _remove(report.stale)
     return report
@@ -121,8 +128,10 @@ def render_all(
 def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: RenderReport) -> bool:
     """Render one node, recording its result; True on success."""
     if install and not node.ip:
+        # A node that failed before it got an IP is not a render failure: it is left alone.
+        status: Status = "skipped" if node.stage == st.FAILED else "failed"
         message = f"node {node.serial} has no IP address yet (advance it through networking)"
-        report.batch.add(NodeResult(node.serial, "failed", node.stage, message, "boot files"))
+        report.batch.add(NodeResult(node.serial, status, node.stage, message, "boot files"))
         return False
     try:
         paths = writer.write(node, node.ip or "") if install else writer.local_boot(node)
@@ -133,7 +142,7 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
         return False
     report.written += paths
     mode = "install" if install else "local boot"
-    status: Status = "ok" if paths else "unchanged"
+    status = "ok" if paths else "unchanged"
     message = f"{mode}: {len(paths)} file(s) written"
     report.batch.add(NodeResult(node.serial, status, node.stage, message, None, {"mode": mode}))
     return True
@@ -147,17 +156,20 @@ def clear(config: Config, db: StateDB, serials: Iterable[str]) -> BatchResult:
     digest = writer.digest()
     batch = BatchResult(action="pxe clear")
     cleared: list[tuple[int, str, str | None]] = []
+    written: list[Path] = []
     for node in nodes:
         try:
             paths = writer.local_boot(node)
         except BmprovError as exc:
             batch.add(NodeResult(node.serial, "failed", node.stage, str(exc)))
             continue
-        cleared.append((node.id, fingerprint(digest, node, False), node.stage_changed_at))
+        written += paths
+        cleared.append((node.id, fingerprint(digest, False, node), node.stage_changed_at))
         message = f"local boot: {len(paths)} file(s) written"
         status: Status = "ok" if paths else "unchanged"
         batch.add(NodeResult(node.serial, status, node.stage, message))
     _save(db, cleared)
+    _sync(written)
     return batch
 
 
@@ -185,6 +197,12 @@ def stale_files(
     return sorted(stale)
 
 
+def _sync(paths: list[Path]) -> None:
+    """One directory fsync per directory written to, so the renames survive a crash."""
+    for directory in {path.parent for path in paths}:
+        fsync_dir(directory)
+
+
 def _remove(paths: list[Path]) -> list[Path]:
     removed = []
     for path in paths:
@@ -198,7 +216,7 @@ def _remove(paths: list[Path]) -> list[Path]:
 
 def _names(directory: Path) -> set[str]:
     try:
-        return {entry.name for entry in os.scandir(directory)}
+        return set(os.listdir(directory))  # noqa: PTH208  (3× faster than iterdir on 10k names)
     except FileNotFoundError:
         return set()
 
@@ -212,9 +230,9 @@ class _Listing:
         self.ipxe = _names(settings.http_root / settings.ipxe_dir)
         self.install = _names(settings.http_root / settings.install_dir)
 
-    def has(self, writer: NodeFileWriter, node: Node, install: bool) -> bool:
+    def has(self, settings: BootSettings, row: _Row, install: bool) -> bool:
         """True if every file the node should have exists."""
-        for mac in node.macs:
+        for mac in row.macs:
             name = pxe_mac_name(mac)
             if (
                 name not in self.pxelinux
@@ -223,10 +241,55 @@ class _Listing:
             ):
                 return False
         if install:
-            first = writer.install_paths(node)[0]
-            top = first.parent.name if first.name == "user-data" else first.name
-            return top in self.install
+            kind = settings.profile(row.os).install
+            return (row.serial if kind == "autoinstall" else f"{row.serial}.cfg") in self.install
         return True
+
+
+@dataclass(frozen=True)
+class _Row:
+    """The columns a render looks at, straight from the state file (no JSON decoding)."""
+
+    id: int
+    serial: str
+    stage: str
+    failed_stage: str | None
+    stage_changed_at: str
+    os: str | None
+    hostname: str | None
+    ip: str | None
+    options_json: str
+    macs: tuple[str, ...]
+
+    def node(self) -> Node:
+        """The :class:`Node` the writer renders (only built for nodes that need it)."""
+        return Node(
+            id=self.id,
+            serial=self.serial,
+            stage=self.stage,
+            macs=self.macs,
+            os=self.os,
+            hostname=self.hostname,
+            ip=self.ip,
+            install_options=json.loads(self.options_json or "{}"),
+            failed_stage=self.failed_stage,
+            stage_changed_at=self.stage_changed_at,
+        )
+
+
+def _load_rows(db: StateDB) -> list[_Row]:
+    """Every node's render inputs in two queries."""
+    macs: dict[int, list[str]] = defaultdict(list)
+    for node_id, mac in db.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"):
+        macs[node_id].append(mac)
+    rows = db.query(
+        "SELECT id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip,"
+        " install_options FROM nodes ORDER BY serial"
+    )
+    return [
+        _Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", tuple(macs[r[0]]))
+        for r in rows
+    ]
 
 
 def _load_prior(db: StateDB) -> dict[int, _Prior]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,8 +68,6 @@ def cli() -> Iterator[object]:
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
     """Write rows (first = header) as a CSV file."""
-    import csv  # noqa: PLC0415
-
     with path.open("w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows(rows)
     return path

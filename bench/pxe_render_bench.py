@@ -1,0 +1,110 @@
+"""Speed targets of ``bmprov pxe render`` on 10,000 nodes (not a timed test; prints figures).
+
+Targets: nothing changed ≤ 0.5 s and 0 files written; one node changed ≤ 0.3 s.
+
+    .venv/bin/python bench/pxe_render_bench.py [--nodes 10000] [--dir DIR] [--cli]
+
+Nodes are inserted straight into the state file (import speed is not measured here), spread over
+the three install-file kinds and in ``os_provisioning`` so every node has install entries
+(3 loader files per MAC plus an install file: 40,000+ files for 10,000 nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bmprov.config import load_config
+from bmprov.db import StateDB, utcnow
+from bmprov.pxe import render_all
+from bmprov.setup_site import init_site
+
+OSES = ("rocky9", "debian12", "ubuntu-24.04", "alma9")
+
+
+def populate(db: StateDB, count: int) -> None:
+    now = utcnow()
+    nodes, macs = [], []
+    for i in range(1, count + 1):
+        nodes.append(
+            (
+                i,
+                f"SN{i:06d}",
+                OSES[i % len(OSES)],
+                f"node{i:06d}",
+                f"10.20.{i // 250}.{i % 250 + 2}",
+                "os_provisioning",
+                now,
+            )
+        )
+        macs.append((f"52:54:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}", i, 0))
+    with db.atomic() as conn:
+        conn.executemany(
+            "INSERT INTO nodes(id, serial, os, hostname, ip, stage, automated, created_at,"
+            " updated_at, stage_changed_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?7, ?7, ?7)",
+            nodes,
+        )
+        conn.executemany("INSERT INTO macs(mac, node_id, position) VALUES (?, ?, ?)", macs)
+
+
+def timed(label: str, config_path: Path, runs: int = 3, change: bool = False) -> list[float]:
+    """Run ``render_all`` ``runs`` times (each a fresh config and state-file connection)."""
+    times = []
+    for run in range(runs):
+        config = load_config(config_path)
+        with StateDB(config.state_path) as db:
+            if change:  # a different node each run, as an operator editing one row would
+                with db.atomic() as conn:
+                    conn.execute(
+                        "UPDATE nodes SET hostname = ? WHERE id = ?", (f"changed{run}", 4242 + run)
+                    )
+            start = time.perf_counter()
+            report = render_all(config, db)
+            elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        print(f"  {label}: {elapsed:.3f} s, {len(report.written)} file(s) written")
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--cli", action="store_true", help="also time the CLI as a subprocess")
+    args = parser.parse_args()
+    base = args.dir or Path(tempfile.mkdtemp(prefix="bmprov-pxe-bench-"))
+    site = init_site(base / "site")
+    config = load_config(site.config_path)
+    with StateDB(config.state_path) as db:
+        populate(db, args.nodes)
+    print(f"site {site.config_path.parent}, {args.nodes} nodes")
+    start = time.perf_counter()
+    with StateDB(config.state_path) as db:
+        first = render_all(config, db)
+    print(f"first render: {time.perf_counter() - start:.2f} s, {len(first.written)} files")
+    unchanged = statistics.median(timed("nothing changed", site.config_path, runs=5))
+    one = statistics.median(timed("one node changed", site.config_path, runs=5, change=True))
+    if args.cli:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "bmprov", "--config", str(site.config_path), "pxe", "render"],
+            check=True,
+            capture_output=True,
+        )
+        elapsed = time.perf_counter() - start
+        print(f"  CLI subprocess (with start-up), nothing changed: {elapsed:.3f} s")
+    ok = unchanged <= 0.5 and one <= 0.3
+    print(
+        f"median: nothing changed {unchanged:.3f} s (≤ 0.5), one changed {one:.3f} s (≤ 0.3): "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Per-MAC boot entries and install files: names, structure of every template, writes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import replace
+
+import pytest
+
+from bmprov.bootfiles import NodeFileWriter, grub_name, ipxe_name, pxelinux_name
+from bmprov.errors import StepFailed
+from bmprov.install_options import hash_password
+from bmprov.nodes import Node
+from tests.bootutil import edit_config
+
+MAC1 = "52:54:00:12:34:56"
+MAC2 = "52:54:00:12:34:57"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
+
+
+def node(**kw) -> Node:
+    base = {
+        "id": 1,
+        "serial": "SN1",
+        "stage": "os_provisioning",
+        "macs": (MAC1,),
+        "os": "rocky9",
+        "hostname": "web1",
+        "ip": "10.20.0.50",
+    }
+    return Node(**{**base, **kw})
+
+
+@pytest.fixture
+def writer(site) -> NodeFileWriter:
+    return NodeFileWriter(site.config)
+
+
+def rel(site, files) -> dict[str, str]:
+    return {str(p.relative_to(site.dir)): text for p, text in files.items()}
+
+
+def test_names_are_what_the_loaders_request() -> None:
+    assert pxelinux_name(MAC1) == "pxelinux.cfg/01-52-54-00-12-34-56"
+    assert grub_name(MAC1) == "grub/grub.cfg-01-52-54-00-12-34-56"
+    assert grub_name(MAC1, "boot/grub") == "boot/grub/grub.cfg-01-52-54-00-12-34-56"
+    assert ipxe_name(MAC1) == "ipxe/mac-52-54-00-12-34-56.ipxe"
+
+
+def test_install_entries_for_every_mac(site, writer) -> None:
+    files = rel(site, writer.render_install(node(macs=(MAC1, MAC2)), "10.20.0.50"))
+    assert sorted(files) == [
+        "http/ipxe/mac-52-54-00-12-34-56.ipxe",
+        "http/ipxe/mac-52-54-00-12-34-57.ipxe",
+        "http/ks/SN1.cfg",
+        "tftpboot/grub/grub.cfg-01-52-54-00-12-34-56",
+        "tftpboot/grub/grub.cfg-01-52-54-00-12-34-57",
+        "tftpboot/pxelinux.cfg/01-52-54-00-12-34-56",
+        "tftpboot/pxelinux.cfg/01-52-54-00-12-34-57",
+    ]
+    url = "inst.ks=http://10.20.0.1/ks/SN1.cfg"
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"].splitlines()
+    assert pxe[1:] == [
+        "DEFAULT install",
+        "LABEL install",
+        "  KERNEL rocky9/vmlinuz",
+        "  INITRD rocky9/initrd.img",
+        f"  APPEND {url} inst.repo=http://10.20.0.1/repo/rocky9 ip=dhcp inst.text",
+        "  IPAPPEND 2",
+    ]
+    grub = files["tftpboot/grub/grub.cfg-01-52-54-00-12-34-57"]
+    assert f"linux /rocky9/vmlinuz '{url}'" in grub
+    assert "'BOOTIF=01-52-54-00-12-34-57'" in grub
+    assert "initrd /rocky9/initrd.img" in grub
+    ipxe = files["http/ipxe/mac-52-54-00-12-34-56.ipxe"].splitlines()
+    assert ipxe[0] == "#!ipxe"
+    assert ipxe[2].startswith("kernel tftp://10.20.0.1/rocky9/vmlinuz initrd=initrd.img " + url)
+    assert ipxe[3] == "initrd --name initrd.img tftp://10.20.0.1/rocky9/initrd.img"
+    assert ipxe[4] == "boot"
+
+
+def test_local_boot_entries(site, writer) -> None:
+    files = rel(site, writer.render_local(node(macs=(MAC1, MAC2))))
+    assert len(files) == 6
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "LOCALBOOT 0" in pxe and "KERNEL" not in pxe
+    grub = files["tftpboot/grub/grub.cfg-01-52-54-00-12-34-57"]
+    assert "search --no-floppy --file --set=esp /EFI/BOOT/BOOTX64.EFI" in grub
+    assert "chainloader ($esp)/EFI/BOOT/BOOTX64.EFI" in grub
+    assert "exit" not in grub
+    ipxe = files["http/ipxe/mac-52-54-00-12-34-56.ipxe"]
+    assert "chain tftp://10.20.0.1/grub/x86_64-efi/core.efi" in ipxe
+    assert "sanboot --no-describe --drive 0x80" in ipxe
+
+
+def test_defaults_boot_local_disk(site, writer) -> None:
+    written = writer.write_defaults()
+    assert {str(p.relative_to(site.dir)) for p in written} == {
+        "tftpboot/pxelinux.cfg/default",
+        "tftpboot/grub/grub.cfg",
+        "http/boot.ipxe",
+    }
+    assert "LOCALBOOT 0" in (site.dir / "tftpboot/pxelinux.cfg/default").read_text()
+    assert "chainloader" in (site.dir / "tftpboot/grub/grub.cfg").read_text()
+    boot = (site.dir / "http/boot.ipxe").read_text()
+    assert "chain http://10.20.0.1/ipxe/mac-${net0/mac:hexhyp}.ipxe || goto local" in boot
+    assert writer.write_defaults() == []
+
+
+def test_kickstart_structure(site, writer) -> None:
+    options = {
+        "partition_scheme": "LVM_RAID10S",
+        "disks": 5,
+        "root_password_hash": str(hash_password("Secret123")),
+        "ssh_key": KEY,
+        "callback_url": "http://10.20.0.1:8080/cb",
+        "post_script": "example",
+    }
+    files = rel(site, writer.render_install(node(install_options=options), "10.20.0.50"))
+    ks = files["http/ks/SN1.cfg"]
+    lines = ks.splitlines()
+    assert "url --url=http://10.20.0.1/repo/rocky9" in lines
+    assert "network --bootproto=dhcp --device=link --activate --hostname=web1.example.net" in lines
+    assert any(line.startswith("rootpw --iscrypted $6$") for line in lines)
+    assert f'sshkey --username=root "{KEY}"' in lines
+    assert (
+        "raid pv.01 --device=md0 --level=RAID10 --spares=1 "
+        + " ".join(f"raid.{i}" for i in range(1, 6))
+        in lines
+    )
+    assert "ignoredisk --only-use=sda,sdb,sdc,sdd,sde" in lines
+    assert "curl -fsS --retry 5 -G http://10.20.0.1:8080/cb --data-urlencode serial=SN1" in ks
+    assert "| base64 -d > /root/bmprov-post.sh" in ks
+    assert "Secret123" not in ks
+
+
+def test_preseed_structure(site, writer) -> None:
+    n = node(os="debian12", install_options={"partition_scheme": "LVM_RAID1", "disks": 2})
+    files = rel(site, writer.render_install(n, "10.20.0.50"))
+    preseed = files["http/ks/SN1.cfg"].splitlines()
+    assert "d-i netcfg/get_hostname string web1" in preseed
+    assert "d-i mirror/http/hostname string 10.20.0.1" in preseed
+    assert "d-i mirror/http/directory string /repo/debian12" in preseed
+    assert "d-i partman-auto/method string raid" in preseed
+    assert "d-i partman-auto/disk string /dev/sda /dev/sdb" in preseed
+    assert any(
+        line.startswith("d-i preseed/late_command string in-target sh -c") for line in preseed
+    )
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "KERNEL debian12/linux" in pxe
+    assert "auto=true priority=critical url=http://10.20.0.1/ks/SN1.cfg" in pxe
+
+
+def test_autoinstall_structure(site, writer) -> None:
+    yaml = pytest.importorskip("yaml")
+    n = node(os="ubuntu-24.04", install_options={"ssh_key": KEY, "callback_url": "http://a.b/c"})
+    files = rel(site, writer.render_install(n, "10.20.0.50"))
+    data = yaml.safe_load(files["http/ks/SN1/user-data"])
+    assert files["http/ks/SN1/user-data"].startswith("#cloud-config\n")
+    auto = data["autoinstall"]
+    assert auto["version"] == 1
+    assert auto["storage"]["layout"] == {"name": "lvm", "match": {"path": "/dev/sda"}}
+    assert auto["user-data"]["users"][0]["ssh_authorized_keys"] == [KEY]
+    assert auto["late-commands"][0].startswith("curtin in-target -- sh -c 'echo ")
+    meta = yaml.safe_load(files["http/ks/SN1/meta-data"])
+    assert meta == {"instance-id": "bmprov-SN1", "local-hostname": "web1"}
+    grub = files["tftpboot/grub/grub.cfg-01-52-54-00-12-34-56"]
+    assert "'ds=nocloud-net;s=http://10.20.0.1/ks/SN1/'" in grub
+    raid = node(os="ubuntu-22.04", install_options={"partition_scheme": "LVM_RAID10", "disks": 4})
+    config = yaml.safe_load(
+        rel(site, writer.render_install(raid, "10.20.0.50"))["http/ks/SN1/user-data"]
+    )["autoinstall"]["storage"]["config"]
+    md = next(item for item in config if item["type"] == "raid")
+    assert md["raidlevel"] == "10" and md["devices"] == ["part1", "part2", "part3", "part4"]
+
+
+def test_unknown_or_empty_os_falls_back_to_default(site, writer) -> None:
+    for os_name in (None, "", "plan9"):
+        files = rel(site, writer.render_install(node(os=os_name), "10.20.0.50"))
+        assert "KERNEL rocky9/vmlinuz" in files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+
+
+def test_write_only_changes_mode_0644(site, writer) -> None:
+    n = node(macs=(MAC1, MAC2))
+    first = writer.write(n, "10.20.0.50")
+    assert len(first) == 7
+    for path in first:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert writer.write(n, "10.20.0.50") == []
+    changed = writer.write(replace(n, hostname="web9"), "10.20.0.50")
+    assert [p.name for p in changed] == ["SN1.cfg"]  # the boot entries do not name the host
+    assert len(writer.local_boot(n)) == 6
+    assert writer.local_boot(n) == []
+
+
+def test_no_mac_is_a_step_failure(writer) -> None:
+    with pytest.raises(StepFailed) as info:
+        writer.write(node(macs=()), "10.20.0.50")
+    assert info.value.step == "boot files"
+    assert "no MAC" in str(info.value)
+    with pytest.raises(StepFailed):
+        writer.local_boot(node(macs=()))
+
+
+def test_scheme_that_the_disks_cannot_hold_fails(writer) -> None:
+    n = node(install_options={"partition_scheme": "LVM_RAID10", "disks": 3})
+    with pytest.raises(StepFailed) as info:
+        writer.write(n, "10.20.0.50")
+    assert info.value.step == "install file"
+    assert "LVM_RAID10 needs at least 4 disks" in str(info.value)
+
+
+def test_missing_post_script_names_it(writer) -> None:
+    with pytest.raises(StepFailed, match=r"post/nope\.sh not found"):
+        writer.write(node(install_options={"post_script": "nope"}), "10.20.0.50")
+
+
+def test_config_section_values(site) -> None:
+    edit_config(site, "http_port = 80", "http_port = 8080")
+    edit_config(site, 'grub_prefix = "grub"', 'grub_prefix = "boot/grub"')
+    edit_config(site, "kernel_args = []", 'kernel_args = ["console=ttyS0,115200"]')
+    site.write_config('[boot.os.rocky9]\nrepo = "http://mirror.example.net/rocky/9"')
+    writer = NodeFileWriter(site.config)
+    files = rel(site, writer.render_install(node(), "10.20.0.50"))
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "inst.ks=http://10.20.0.1:8080/ks/SN1.cfg" in pxe
+    assert "inst.repo=http://mirror.example.net/rocky/9" in pxe
+    assert "console=ttyS0,115200" in pxe
+    assert "tftpboot/boot/grub/grub.cfg-01-52-54-00-12-34-56" in files
+
+
+def test_site_adds_an_os_profile(site, cli) -> None:
+    site.write_config('[boot.os.rocky8]\nks_version = "RHEL8"\nrepo = "http://10.20.0.1/r8"')
+    writer = NodeFileWriter(site.config)
+    files = rel(site, writer.render_install(node(os="rocky8"), "10.20.0.50"))
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "KERNEL rocky8/vmlinuz" in pxe and "inst.repo=http://10.20.0.1/r8" in pxe
+    run = cli("ks", "validate")
+    assert run.exit_code == 0
+    assert "sample rocky8/anaconda/LVM_HBA" in run.stdout
+    assert "valid RHEL8 kickstart" in run.stdout
+
+
+def test_directories_and_files_readable_under_a_strict_umask(site, writer) -> None:
+    old = os.umask(0o077)
+    try:
+        writer.write(node(os="ubuntu-24.04"), "10.20.0.50")
+    finally:
+        os.umask(old)
+    for path in [*(site.dir / "tftpboot").rglob("*"), *(site.dir / "http").rglob("*")]:
+        want = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
