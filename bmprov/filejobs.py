@@ -22,6 +22,7 @@ from typing import Protocol
 
 from bmprov.config import Config
 from bmprov.errors import BmprovError, StepFailed
+from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
 
 log = logging.getLogger(__name__)
@@ -131,4 +132,6 @@ class FileJobs:
                 out.update(future.result())
         finally:
             self._executor.shutdown()
+        for directory in {path.parent for result in out.values() for path in result.paths}:
+            fsync_dir(directory)  # once per directory and batch: the renames survive a crash
         return out
