@@ -145,8 +145,30 @@ def bench_networking(count: int, null_files: bool = False) -> None:
                 f"peak RSS: bench process {rss:.0f} MB, largest child {worker:.0f} MB"
                 " (target ≤ 200 MB)"
             )
+            if not null_files:
+                files_alone(root, topo, count)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def files_alone(root: Path, topo: peers.Topology, count: int) -> None:
+    """For scale: NodeFileWriter by itself, in this process, on a fresh boot directory."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from bmprov.bootfiles import NodeFileWriter  # noqa: PLC0415
+    from bmprov.nodes import list_nodes  # noqa: PLC0415
+
+    config = make_site(root / "alone", topo)
+    with StateDB(config.state_path) as db:
+        insert_nodes(db, count, "networking")
+        nodes = list_nodes(db)
+    writer = NodeFileWriter(config)
+    start = time.perf_counter()
+    for i, node in enumerate(nodes):
+        ip = f"10.231.{NET + (i + 2) // 256}.{(i + 2) % 256}"
+        writer.write(replace(node, ip=ip), ip)
+    took = time.perf_counter() - start
+    print(f"for scale: NodeFileWriter alone, {count:,} nodes, one process: {took:.2f} s")
 
 
 def make_site(root: Path, topo: peers.Topology):
