@@ -15,6 +15,8 @@ import pytest
 
 from bmprov.config import load_config
 from bmprov.db import StateDB
+from bmprov.dhcp import DhcpSettings
+from bmprov.dhcp.export import server_view
 from bmprov.importer import import_sheet
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.netdetect import NetworkSettings
@@ -104,6 +106,9 @@ def test_isc_dhcpd_over_omapi(tmp_path) -> None:
         assert node.stage == "os_provisioning"
         assert node.ip == "10.231.11.2"  # .1 is gateway and server
         check_client(topo, tmp_path, node, root)
+        with StateDB(config.state_path) as db, peers.netns(topo.srv):  # `bmprov dhcp list`
+            rows = server_view(db, DhcpSettings.from_config(config))
+        assert [(r.serial, r.server_ip, r.status) for r in rows] == [("SRV42", node.ip, "ok")]
         leases = (tmp_path / "dhcpd.leases").read_text()
         assert "host SRV42" in leases
         assert 'server.filename = "pxelinux.0"' in leases
