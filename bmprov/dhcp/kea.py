@@ -43,7 +43,7 @@ def from_kea(item: dict[str, Any]) -> Reservation | None:
     """A reservation read from Kea (only hw-address + ip-address ones)."""
     if "hw-address" not in item or "ip-address" not in item:
         return None
-    return Reservation(
+    res = Reservation(
         item["hw-address"],
         item["ip-address"],
         hostname=item.get("hostname") or None,
@@ -51,6 +51,10 @@ def from_kea(item: dict[str, Any]) -> Reservation | None:
         next_server=item.get("next-server") or None,
         **_options(item.get("option-data") or []),
     )
+    try:
+        return res.checked()  # canonical MAC case, so comparisons with bmprov's hold
+    except ReservationRefused:
+        return None
 
 
 def _options(data: list[dict[str, Any]]) -> dict[str, Any]:
