@@ -219,3 +219,24 @@ def test_kea_missing_socket_and_outside_subnet(tmp_path) -> None:
     )
     with open_backend(s) as backend, pytest.raises(ReservationRefused, match="every subnet4"):
         backend.add(Reservation("02:31:00:00:05:09", "10.231.9.9"))
+
+
+def test_kea_keeps_entries_it_does_not_manage(tmp_path) -> None:
+    conf = tmp_path / "kea.json"
+    foreign = {"client-id": "01:02", "ip-address": "10.231.5.200"}
+    mine = {
+        "hw-address": "02:31:00:00:05:09",
+        "ip-address": "10.231.5.9",
+        "client-classes": ["kept"],
+    }
+    subnet = {"id": 1, "subnet": "10.231.5.0/24", "reservations": [foreign, mine]}
+    conf.write_text(json.dumps({"Dhcp4": {"subnet4": [subnet]}}))
+    s = settings(tmp_path, backend="kea", kea={"config": str(conf), "socket": "x"})
+    backend = open_backend(s)
+    backend.open()
+    backend.add(res(7))
+    backend.command = lambda name: {"result": 0, "arguments": json.loads(conf.read_text())}
+    backend.commit()
+    held = json.loads(conf.read_text())["Dhcp4"]["subnet4"][0]["reservations"]
+    assert held[:2] == [foreign, mine]
+    assert held[2]["hw-address"] == "02:31:00:00:05:07"

@@ -130,11 +130,19 @@ class KeaBackend(TableBackend):
 
     def _save(self, reservations: list[Reservation]) -> None:
         subnets = self._doc["Dhcp4"]["subnet4"]
-        for subnet in subnets:
-            subnet["reservations"] = []
+        wanted = {r.mac: r for r in reservations}
+        present: set[str] = set()
+        for subnet in subnets:  # entries bmprov did not write, or still wants, stay verbatim
+            kept = []
+            for item in subnet.get("reservations", []):
+                res = from_kea(item)
+                if res is None or res.mac in wanted:
+                    kept.append(item)
+                    present.add(res.mac if res else "")
+            subnet["reservations"] = kept
         for res in reservations:
             subnet = subnet_of(subnets, res.ip)
-            if subnet is not None:
+            if subnet is not None and res.mac not in present:
                 subnet["reservations"].append(to_kea(res))
         old = self.config_path.read_bytes()
         atomic_write(self.config_path, json.dumps(self._doc, indent=2) + "\n", mode=0o640)
