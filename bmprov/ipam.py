@@ -37,6 +37,15 @@ def ip_to_int(text: str) -> int:
     return value
 
 
+def ip_ok(text: str) -> bool:
+    """True for a dotted-quad IPv4 address."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except (OSError, TypeError):
+        return False
+    return True
+
+
 def int_to_ip(value: int) -> str:
     """167772161 → ``10.0.0.1`` (``inet_ntoa``: ~5x faster than ``str(IPAddress)``)."""
     return socket.inet_ntoa(struct.pack("!I", value))
@@ -154,7 +163,7 @@ def build_pool(raw: dict[str, Any], where: str, implicit: Iterable[str] = ()) ->
         raise PoolError(f"{where}.range: {text} is outside {net}")
     holes = [_parse_span(str(x), f"{where}.exclude") for x in raw.get("exclude", [])]
     holes += [_parse_span(str(x), f"{where}.reserved") for x in raw.get("reserved", [])]
-    holes += [(ip_to_int(a), ip_to_int(a)) for a in (gateway, *implicit) if a]
+    holes += [(ip_to_int(a), ip_to_int(a)) for a in (gateway, *implicit) if a and ip_ok(a)]
     if gateway and not first <= ip_to_int(gateway) <= last:
         raise PoolError(f"{where}.gateway: {gateway} is outside {net.cidr}")
     free = subtract([(max(span[0], inside[0]), min(span[1], inside[1]))], holes)
@@ -174,8 +183,10 @@ def _span(value: Any, where: str) -> Interval:
 def load_pools(config: Config) -> list[Pool]:
     """The configured pools, or one default pool from ``[network]``."""
     raw_pools = config.raw.get("pools") or []
+    server = config.section("network").get("server_address")
+    implicit = [server] if server else []  # the provisioning server is never handed out
     if raw_pools:
-        pools = [build_pool(p, f"pools[{i}]") for i, p in enumerate(raw_pools)]
+        pools = [build_pool(p, f"pools[{i}]", implicit) for i, p in enumerate(raw_pools)]
         names = [p.name for p in pools]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -184,9 +195,8 @@ def load_pools(config: Config) -> list[Pool]:
     network = config.section("network")
     if not network.get("subnet"):
         raise PoolError("no [[pools]] and no [network] subnet: nothing to allocate from")
-    server = network.get("server_address")
     raw: dict[str, Any] = {k: network[k] for k in ("subnet", "gateway", "dns") if k in network}
-    return [build_pool(raw, "network", implicit=[server] if server else [])]
+    return [build_pool(raw, "network", implicit)]
 
 
 def pool_for(pools: list[Pool], node: Node) -> Pool | None:

@@ -5,9 +5,9 @@ Per batch, not per node:
 1. every node without a MAC fails at ``allocate`` (a serial-only sheet row cannot PXE-boot);
 2. the batch's addresses are chosen in **one** transaction (:func:`bmprov.ipam.allocate`);
    nodes that already hold one keep it, so a re-run picks up where it stopped;
-3. **one** backend connection reserves every node; each successful reservation is handed to a
-   writer thread that renders the node's boot and install files while the main thread waits
-   on the next DHCP round trip;
+3. **one** backend connection reserves every node; each successful reservation is queued to
+   :class:`~bmprov.filejobs.FileJobs`, which renders the node's boot and install files in a
+   worker while the main thread does the next DHCP round trip;
 4. a node whose reservation fails gets its freshly chosen address back (released in one
    transaction), so the state never holds an IP without its reservation; a node whose files
    fail keeps IP and reservation (consistent) and is failed at that step; re-running resumes.
@@ -17,40 +17,18 @@ Leaving service (``decommissioning``) removes the reservation and releases the a
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Protocol
 
 from bmprov import ipam
 from bmprov import states as st
-from bmprov.config import Config
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
-from bmprov.errors import BmprovError, StepFailed
+from bmprov.errors import BmprovError
+from bmprov.filejobs import FileJobs, FileResult
 from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
 from bmprov.nodes import Node
 
-log = logging.getLogger(__name__)
-
-ALLOCATE, RESERVE, FILES, RELEASE = "allocate", "reserve", "boot files", "release"
-
-
-class FileWriter(Protocol):
-    """What networking needs from :class:`bmprov.bootfiles.NodeFileWriter`."""
-
-    def write(self, node: Node, ip: str) -> list[Path]:
-        """Write the node's boot and install files; StepFailed on a bad value."""
-        ...
-
-
-def default_writer(config: Config) -> FileWriter:
-    """The shipped :class:`~bmprov.bootfiles.NodeFileWriter` (imported when first needed)."""
-    module = importlib.import_module("bmprov.bootfiles")
-    writer: FileWriter = module.NodeFileWriter(config)
-    return writer
+ALLOCATE, RESERVE, RELEASE = "allocate", "reserve", "release"
 
 
 @dataclass
@@ -59,7 +37,7 @@ class _Batch:
 
     failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # id → (step, reason)
     ips: dict[int, str] = field(default_factory=dict)
-    files: dict[int, Future[list[Path]]] = field(default_factory=dict)
+    files: dict[int, FileResult] = field(default_factory=dict)
     reserved: set[int] = field(default_factory=set)  # ids the server holds after commit
 
     def fail(self, node: Node, step: str, reason: str) -> None:
@@ -68,13 +46,16 @@ class _Batch:
 
 @register_action(st.NETWORKING)
 class NetworkingAction(StageAction):
-    """allocate → reserve → files, batched; see the module docstring."""
+    """allocate → reserve → files, batched; see the module docstring.
+
+    ``ctx.options`` may carry ``dhcp_backend`` (a :class:`DhcpBackend`) and ``file_writer``
+    (a :class:`~bmprov.filejobs.FileWriter`) to replace the configured ones (tests).
+    """
 
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """Set up every node's network and boot files, yielding one outcome per node."""
         settings = DhcpSettings.from_config(ctx.config)
         backend = ctx.options.get("dhcp_backend") or open_backend(settings)
-        writer = ctx.options.get("file_writer") or default_writer(ctx.config)
         batch = _Batch()
         ready = []
         for node in nodes:
@@ -91,7 +72,8 @@ class NetworkingAction(StageAction):
         todo = [n for n in ready if n.id in batch.ips]
         try:
             if todo:
-                _reserve_and_write(ctx, settings, backend, writer, todo, batch)
+                files = FileJobs(ctx.config, ctx.options.get("file_writer"), len(todo))
+                _reserve_and_write(ctx, settings, backend, files, todo, batch)
         finally:  # even on a crash: no address without its reservation
             undo = allocation.new - batch.reserved
             if undo:
@@ -104,7 +86,7 @@ def _reserve_and_write(
     ctx: ActionContext,
     settings: DhcpSettings,
     backend: DhcpBackend,
-    writer: FileWriter,
+    files: FileJobs,
     todo: list[Node],
     batch: _Batch,
 ) -> None:
@@ -113,46 +95,49 @@ def _reserve_and_write(
     except BmprovError as exc:
         for node in todo:
             batch.fail(node, RESERVE, str(exc))
+        files.results()
         return
     try:
         backend.claim(_owners(ctx))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bmprov-files") as pool:
-            for node in todo:
-                ip = batch.ips[node.id]
-                try:
-                    backend.add(_reservation(settings, node, ip))
-                except BmprovError as exc:
-                    batch.fail(node, RESERVE, str(exc))
-                    continue
-                batch.reserved.add(node.id)
-                batch.files[node.id] = pool.submit(writer.write, replace(node, ip=ip), ip)
-            _commit(backend, todo, batch)
+        wanted: list[tuple[Node, Reservation]] = []
+        for node in todo:
+            try:
+                wanted.append((node, _reservation(settings, node, batch.ips[node.id])))
+            except BmprovError as exc:
+                batch.fail(node, RESERVE, str(exc))
+        results = backend.add_many(res for _, res in wanted)
+        for (node, _), (res, error) in zip(wanted, results, strict=True):
+            if error is not None:
+                batch.fail(node, RESERVE, str(error))
+                continue
+            batch.reserved.add(node.id)
+            files.submit(replace(node, ip=res.ip), res.ip)
+        failure = _commit(backend)
     finally:
+        batch.files = files.results()
         backend.close()
+    if failure is not None:
+        _undo_batch(todo, batch, failure)
 
 
-def _commit(backend: DhcpBackend, todo: list[Node], batch: _Batch) -> None:
-    """Apply buffered reservations; if that fails, undo the files of the nodes it covered."""
+def _commit(backend: DhcpBackend) -> BmprovError | None:
+    """Apply buffered reservations (file, Kea); the error, if that fails."""
     try:
         backend.commit()
     except BmprovError as exc:
-        for node in todo:
-            if node.id in batch.failed:
-                continue
-            batch.fail(node, RESERVE, str(exc))
-            batch.reserved.discard(node.id)
-            future = batch.files.pop(node.id, None)
-            for path in _paths(future):
-                path.unlink(missing_ok=True)
+        return exc
+    return None
 
 
-def _paths(future: Future[list[Path]] | None) -> list[Path]:
-    if future is None:
-        return []
-    try:
-        return future.result()
-    except Exception:  # the write failed: nothing to undo
-        return []
+def _undo_batch(todo: list[Node], batch: _Batch, error: BmprovError) -> None:
+    """The commit failed: no node of the batch is reserved; remove the files written."""
+    for node in todo:
+        if node.id in batch.failed:
+            continue
+        batch.fail(node, RESERVE, str(error))
+        batch.reserved.discard(node.id)
+        for path in batch.files.pop(node.id, FileResult()).paths:
+            path.unlink(missing_ok=True)
 
 
 def _reservation(settings: DhcpSettings, node: Node, ip: str) -> Reservation:
@@ -170,22 +155,13 @@ def _owners(ctx: ActionContext) -> dict[str, str]:
 
 
 def _outcome(node: Node, batch: _Batch) -> Outcome:
-    future = batch.files.get(node.id)
-    if node.id not in batch.failed and future is not None:
-        try:
-            future.result()
-        except StepFailed as exc:
-            batch.fail(node, exc.step, exc.reason)
-        except BmprovError as exc:
-            batch.fail(node, FILES, str(exc))
-        except Exception as exc:
-            log.exception("writing files for %s crashed", node.serial)
-            batch.fail(node, FILES, f"internal error: {type(exc).__name__}")
+    result = batch.files.get(node.id)
+    if node.id not in batch.failed and result is not None and not result.ok:
+        batch.fail(node, result.step or "boot files", result.reason)
     if node.id in batch.failed:
         step, reason = batch.failed[node.id]
-        return Outcome(
-            node, False, reason, step, {"ip": None if step == RESERVE else batch.ips.get(node.id)}
-        )
+        ip = None if step in (ALLOCATE, RESERVE) else batch.ips.get(node.id)
+        return Outcome(node, False, reason, step, {"ip": ip})
     ip = batch.ips[node.id]
     return Outcome(node, True, f"{ip} reserved, boot files written", details={"ip": ip})
 

@@ -62,13 +62,18 @@ class Topology:
 
     srv: str
     cli: str
-    net: int  # the N of 10.231.N.0/24
+    net: int  # the N of 10.231.N.0/plen
     client_mac: str
+    plen: int = 24
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def subnet(self) -> str:
-        return f"10.231.{self.net}.0/24"
+        return f"10.231.{self.net}.0/{self.plen}"
+
+    @property
+    def netmask(self) -> str:
+        return socket.inet_ntoa(((0xFFFFFFFF << (32 - self.plen)) & 0xFFFFFFFF).to_bytes(4, "big"))
 
     @property
     def server_ip(self) -> str:
@@ -100,10 +105,11 @@ class Topology:
 
 
 @contextlib.contextmanager
-def topology(client_mac: str, net: int) -> Iterator[Topology]:
+def topology(client_mac: str, net: int, plen: int = 24) -> Iterator[Topology]:
     """``bmpA-s<pid>-<n>`` / ``bmpA-c<pid>-<n>`` with 10.231.net.1 on the server end."""
     n = next(_counter)
-    topo = Topology(f"{PREFIX}s{os.getpid()}-{n}", f"{PREFIX}c{os.getpid()}-{n}", net, client_mac)
+    srv, cli = f"{PREFIX}s{os.getpid()}-{n}", f"{PREFIX}c{os.getpid()}-{n}"
+    topo = Topology(srv, cli, net, client_mac, plen=plen)
     try:
         sh("ip", "netns", "add", topo.srv)
         sh("ip", "netns", "add", topo.cli)
@@ -124,7 +130,7 @@ def topology(client_mac: str, net: int) -> Iterator[Topology]:
         )
         for ns in (topo.srv, topo.cli):
             sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", topo.srv, "addr", "add", f"{topo.server_ip}/24", "dev", SRV_IF)
+        sh("ip", "-n", topo.srv, "addr", "add", f"{topo.server_ip}/{plen}", "dev", SRV_IF)
         sh("ip", "-n", topo.cli, "link", "set", CLI_IF, "address", client_mac)
         sh("ip", "-n", topo.srv, "link", "set", SRV_IF, "up")
         sh("ip", "-n", topo.cli, "link", "set", CLI_IF, "up")
@@ -170,16 +176,17 @@ def new_secret() -> str:
 
 
 def start_dhcpd(
-    topo: Topology, d: Path, secret: str, port: int = 7911, subnet_extra: str = ""
+    topo: Topology, d: Path, secret: str, port: int = 7911, leases: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """ISC dhcpd with OMAPI on 127.0.0.1:port in the server namespace; reservations only."""
     (d / "dhcpd.conf").write_text(
         f"authoritative; ddns-update-style none; omapi-port {port};\n"
         f'key omapi_key {{ algorithm hmac-md5; secret "{secret}"; }};\nomapi-key omapi_key;\n'
-        f"subnet 10.231.{topo.net}.0 netmask 255.255.255.0 {{\n"
-        f"  option routers {topo.server_ip}; option subnet-mask 255.255.255.0;\n{subnet_extra}}}\n"
+        f"subnet 10.231.{topo.net}.0 netmask {topo.netmask} {{\n"
+        f"  option routers {topo.server_ip}; option subnet-mask {topo.netmask};\n}}\n"
     )
-    (d / "dhcpd.leases").write_text("")
+    leases = leases or d / "dhcpd.leases"
+    leases.write_text("")
     proc = topo.start(
         [
             DHCPD,
@@ -189,7 +196,7 @@ def start_dhcpd(
             "-cf",
             str(d / "dhcpd.conf"),
             "-lf",
-            str(d / "dhcpd.leases"),
+            str(leases),
             "-pf",
             str(d / "dhcpd.pid"),
             SRV_IF,
@@ -275,7 +282,7 @@ def start_tftpd(topo: Topology, root: Path, d: Path) -> subprocess.Popen[bytes]:
 
 
 UDHCPC_HOOK = """#!/bin/sh
-{ echo "event=$1"; env | grep -E '^(ip|siaddr|boot_file|hostname|router|serverid)=' | sort; } \
+{ echo "event=$1"; env | grep -E '^(ip|siaddr|boot_file|hostname|router|dns|serverid)=' | sort; } \
   >> "$HOOK_OUT"
 case "$1" in bound|renew) ip addr add "$ip/${mask:-24}" dev "$interface" ;; esac
 exit 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 import pytest
 
@@ -16,7 +18,7 @@ from bmprov.dhcp import (
 )
 from bmprov.dhcp.dnsmasq import host_line, parse_line
 from bmprov.dhcp.kea import subnet_of
-from bmprov.errors import ConfigError
+from bmprov.errors import ConfigError, DriverError
 from tests.test_networking import load, networking, row
 
 NET = {"subnet": "10.231.5.0/24", "server_address": "10.231.5.1", "gateway": "10.231.5.1"}
@@ -127,6 +129,10 @@ def test_export_formats(site, cli) -> None:
         "hostname": "node1",
         "boot-file-name": "pxelinux.0",
         "next-server": "10.20.0.1",
+        "option-data": [
+            {"name": "routers", "data": "10.20.0.1"},
+            {"name": "domain-name-servers", "data": "10.20.0.1"},
+        ],
     }
     bad = cli("dhcp", "export", "-f", "bind")
     assert bad.exit_code == 2
@@ -157,3 +163,80 @@ def test_dhcp_list_error_is_clear(site, cli) -> None:
     assert run.exit_code == 1
     assert run.stderr.startswith("Error: reservations file")
     assert "Traceback" not in run.stderr
+
+
+def kea_settings(tmp_path, sock) -> DhcpSettings:
+    conf = tmp_path / "kea.json"
+    subnet = {"id": 1, "subnet": "10.231.5.0/24", "reservations": []}
+    conf.write_text(json.dumps({"Dhcp4": {"subnet4": [subnet]}}))
+    return settings(
+        tmp_path, backend="kea", kea={"config": str(conf), "socket": str(sock), "timeout": 1}
+    )
+
+
+def test_kea_refused_reload_puts_the_old_file_back(tmp_path) -> None:
+    sock_path = tmp_path / "k.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    server.listen(1)
+
+    def answer() -> None:  # a Kea that refuses the new configuration
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b'{"result": 1, "text": "reservation conflicts with another"}')
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    s = kea_settings(tmp_path, sock_path)
+    before = (tmp_path / "kea.json").read_text()
+    with (
+        pytest.raises(DriverError, match="config-reload failed: reservation conflicts"),
+        open_backend(s) as backend,
+    ):
+        backend.add(res(7))
+    assert (tmp_path / "kea.json").read_text() == before
+    server.close()
+
+
+def test_kea_missing_socket_and_outside_subnet(tmp_path) -> None:
+    s = kea_settings(tmp_path, tmp_path / "nope.sock")
+    with (
+        pytest.raises(DriverError, match=r"nope\.sock does not exist \(is kea-dhcp4 running"),
+        open_backend(s) as backend,
+    ):
+        backend.add(res(7))
+    s = DhcpSettings.from_config(
+        Config(
+            tmp_path / "b.toml",
+            {
+                "pools": [{"name": "a", "subnet": "10.231.0.0/16"}],
+                "dhcp": {
+                    "backend": "kea",
+                    "kea": {"config": str(tmp_path / "kea.json"), "socket": "x"},
+                },
+            },
+        )
+    )
+    with open_backend(s) as backend, pytest.raises(ReservationRefused, match="every subnet4"):
+        backend.add(Reservation("02:31:00:00:05:09", "10.231.9.9"))
+
+
+def test_kea_keeps_entries_it_does_not_manage(tmp_path) -> None:
+    conf = tmp_path / "kea.json"
+    foreign = {"client-id": "01:02", "ip-address": "10.231.5.200"}
+    mine = {
+        "hw-address": "02:31:00:00:05:09",
+        "ip-address": "10.231.5.9",
+        "client-classes": ["kept"],
+    }
+    subnet = {"id": 1, "subnet": "10.231.5.0/24", "reservations": [foreign, mine]}
+    conf.write_text(json.dumps({"Dhcp4": {"subnet4": [subnet]}}))
+    s = settings(tmp_path, backend="kea", kea={"config": str(conf), "socket": "x"})
+    backend = open_backend(s)
+    backend.open()
+    backend.add(res(7))
+    backend.command = lambda name: {"result": 0, "arguments": json.loads(conf.read_text())}
+    backend.commit()
+    held = json.loads(conf.read_text())["Dhcp4"]["subnet4"][0]["reservations"]
+    assert held[:2] == [foreign, mine]
+    assert held[2]["hw-address"] == "02:31:00:00:05:07"

@@ -15,6 +15,8 @@ import pytest
 
 from bmprov.config import load_config
 from bmprov.db import StateDB
+from bmprov.dhcp import DhcpSettings
+from bmprov.dhcp.export import server_view
 from bmprov.importer import import_sheet
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.netdetect import NetworkSettings
@@ -38,6 +40,11 @@ def make_site(tmp: Path, topo: peers.Topology, backend: str, extra: str, tftproo
     result = init_site(tmp / "site", net)
     text = result.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
     text = text.replace('tftp_root = "tftpboot"', f'tftp_root = "{tftproot}"')
+    net3 = topo.server_ip.rsplit(".", 1)[0]  # the pool's own gateway/DNS reach the client
+    extra += (
+        f'\n[[pools]]\nname = "lab"\nsubnet = "{topo.subnet}"\ngateway = "{net3}.254"\n'
+        f'dns = ["{net3}.53"]\n'
+    )
     result.config_path.write_text(text + "\n" + extra + "\n")
     config = load_config(result.config_path)
     sheet = write_csv(
@@ -60,9 +67,12 @@ def run_networking(config, topo: peers.Topology):
     return node
 
 
-def check_client(topo: peers.Topology, d: Path, node, root: Path) -> None:
+def check_client(topo: peers.Topology, d: Path, node, root: Path, options: bool = True) -> None:
     lease = peers.dhcp_client(topo, d)
     assert lease.get("ip") == node.ip
+    if options:  # per-host options (dnsmasq takes them from its own config: no set: tags)
+        net3 = topo.server_ip.rsplit(".", 1)[0]
+        assert (lease.get("router"), lease.get("dns")) == (f"{net3}.254", f"{net3}.53")
     assert lease.get("boot_file") == BOOT_FILE
     assert lease.get("siaddr") == topo.server_ip
     got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
@@ -96,11 +106,15 @@ def test_isc_dhcpd_over_omapi(tmp_path) -> None:
         assert node.stage == "os_provisioning"
         assert node.ip == "10.231.11.2"  # .1 is gateway and server
         check_client(topo, tmp_path, node, root)
+        with StateDB(config.state_path) as db, peers.netns(topo.srv):  # `bmprov dhcp list`
+            rows = server_view(db, DhcpSettings.from_config(config))
+        assert [(r.serial, r.server_ip, r.status) for r in rows] == [("SRV42", node.ip, "ok")]
         leases = (tmp_path / "dhcpd.leases").read_text()
         assert "host SRV42" in leases
         assert 'server.filename = "pxelinux.0"' in leases
 
 
+@pytest.mark.slow  # includes a deliberate 2 s "no lease" probe
 def test_dnsmasq_hostsdir(tmp_path) -> None:
     with peers.topology(MAC, net=12) as topo:
         root = tftp_root(tmp_path)
@@ -114,7 +128,7 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
             root,
         )
         node = run_networking(config, topo)
-        check_client(topo, tmp_path, node, root)
+        check_client(topo, tmp_path, node, root, options=False)
         dnsmasq = topo.procs[0]
         with StateDB(config.state_path) as db:  # leaving: file removed, SIGHUP, no lease
             db.conn.execute("UPDATE nodes SET stage = 'deployed'")

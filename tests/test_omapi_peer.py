@@ -140,3 +140,56 @@ def test_key_never_in_repr(server) -> None:
     backend = OmapiBackend(settings(secret))
     assert secret not in repr(vars(backend))
     assert repr(backend._key) == "Secret('***')"
+
+
+def test_pipelined_add_many_reports_each_host_in_order(server) -> None:
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    try:
+        backend.add(res("02:31:00:00:01:30", f"10.231.{NET}.30", "SN30"))
+        items = [
+            res("02:31:00:00:01:31", f"10.231.{NET}.31", "SN31"),  # new
+            res("02:31:00:00:01:30", f"10.231.{NET}.30", "SN30"),  # already there: fine
+            res("02:31:00:00:01:30", f"10.231.{NET}.39", "SN30"),  # same MAC, other IP
+            res("02:31:00:00:01:32", f"10.231.{NET}.31", "SN32"),  # IP taken in this window
+            res("02:31:00:00:01:33", "192.0.2.1", "SN33"),  # outside every subnet
+            *(res(f"02:31:00:00:02:{i:02x}", f"10.231.{NET}.{100 + i}") for i in range(40)),
+        ]
+        out = list(backend.add_many(items))
+        assert [r.mac for r, _ in out] == [r.mac for r in items]
+        errors = [type(e).__name__ if e else None for _, e in out[:5]]
+        assert errors == [
+            None,
+            None,
+            "ReservationConflict",
+            "ReservationRefused",
+            "ReservationRefused",
+        ]
+        assert all(e is None for _, e in out[5:])
+        assert backend.lookup("02:31:00:00:02:27").ip == f"10.231.{NET}.139"
+        assert backend.lookup("02:31:00:00:01:32") is None
+    finally:
+        backend.close()
+
+
+def test_server_dying_mid_batch_fails_the_rest_at_once(tmp_path) -> None:
+    with peers.topology("02:31:00:00:01:02", net=22) as topo:
+        secret = peers.new_secret()
+        dhcpd = peers.start_dhcpd(topo, tmp_path, secret)
+        s = settings(secret)
+        s = DhcpSettings.from_config(
+            Config(None, {**s.config.raw, "network": {"subnet": "10.231.22.0/24"}})
+        )
+        backend = connect(topo, s)
+        topo.stop(dhcpd)
+        items = [Reservation(f"02:31:00:00:03:{i:02x}", f"10.231.22.{10 + i}") for i in range(50)]
+        started = time.monotonic()
+        out = list(backend.add_many(items))
+        assert time.monotonic() - started < 3
+        messages = {str(e) for _, e in out}
+        assert len(messages) == 1
+        message = messages.pop()
+        assert message == (
+            "dhcpd OMAPI 127.0.0.1:7911 closed the connection (did dhcpd stop or restart?)"
+        )
+        backend.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from bmprov import validate
 from bmprov.config import Config
-from bmprov.errors import ConfigError, DriverError
+from bmprov.errors import BmprovError, ConfigError, DriverError
 from bmprov.ipam import Pool, ip_to_int, load_pools
 
 BACKENDS: dict[str, str] = {
@@ -39,6 +39,10 @@ BACKENDS: dict[str, str] = {
 
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+AddResult = tuple["Reservation", BmprovError | None]
+"""One reservation and why it failed (None: the server holds it)."""
 
 
 class ReservationConflict(DriverError):
@@ -59,6 +63,8 @@ class Reservation:
     hostname: str | None = None
     filename: str | None = None
     next_server: str | None = None
+    router: str | None = None  # the pool's gateway
+    dns: tuple[str, ...] = ()  # the pool's DNS servers
 
     def checked(self) -> Reservation:
         """This reservation with every field validated (allow-lists), or ReservationRefused."""
@@ -67,13 +73,17 @@ class Reservation:
             ip = _ipv4(self.ip, "IP")
             hostname = validate.hostname(self.hostname) if self.hostname else None
             next_server = _ipv4(self.next_server, "next-server") if self.next_server else None
+            router = _ipv4(self.router, "router") if self.router else None
+            dns = tuple(_ipv4(d, "DNS server") for d in self.dns)
         except ValueError as exc:
             raise ReservationRefused(f"reservation for {self.mac!r}: {exc}") from None
         if self.name and not _NAME.fullmatch(self.name):
             raise ReservationRefused(f"{self.name!r} is not a valid reservation name")
         if self.filename and (not _FILENAME.fullmatch(self.filename) or ".." in self.filename):
             raise ReservationRefused(f"{self.filename!r} is not a valid boot filename")
-        return replace(self, mac=mac, ip=ip, hostname=hostname, next_server=next_server)
+        return replace(
+            self, mac=mac, ip=ip, hostname=hostname, next_server=next_server, router=router, dns=dns
+        )
 
     def same_as(self, other: Reservation) -> bool:
         """Same MAC and IP (what a server can always report back)."""
@@ -88,14 +98,17 @@ class Reservation:
             "hostname": self.hostname,
             "filename": self.filename,
             "next_server": self.next_server,
+            "router": self.router,
+            "dns": list(self.dns),
         }
         return {k: v for k, v in data.items() if v}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reservation:
         """The inverse of :meth:`to_dict` (unknown keys ignored)."""
-        keys = ("mac", "ip", "name", "hostname", "filename", "next_server")
-        return cls(**{k: data[k] for k in keys if data.get(k) is not None})
+        keys = ("mac", "ip", "name", "hostname", "filename", "next_server", "router")
+        values = {k: data[k] for k in keys if data.get(k) is not None}
+        return cls(**values, dns=tuple(data.get("dns") or ()))
 
 
 def _ipv4(value: str, what: str) -> str:
@@ -141,8 +154,18 @@ class DhcpSettings:
         return cls(backend, section, config, next_server, filename, pools)
 
     def reservation(self, mac: str, ip: str, name: str, hostname: str | None) -> Reservation:
-        """The reservation bmprov wants for a node, validated."""
-        return Reservation(mac, ip, name, hostname, self.boot_filename, self.next_server).checked()
+        """The reservation bmprov wants for a node (with its pool's gateway and DNS), validated."""
+        pool = self.pool_of(ip)
+        router, dns = (pool.gateway, pool.dns) if pool else (None, ())
+        res = Reservation(
+            mac, ip, name, hostname, self.boot_filename, self.next_server, router, dns
+        )
+        return res.checked()
+
+    def pool_of(self, ip: str) -> Pool | None:
+        """The most specific pool (longest prefix) whose subnet holds ``ip``."""
+        holding = [p for p in self.pools if p.contains(ip)]
+        return max(holding, key=lambda p: p.prefixlen) if holding else None
 
 
 class DhcpBackend(ABC):
@@ -191,6 +214,19 @@ class DhcpBackend(ABC):
         changed = self._add(res)
         self._owners[res.ip] = res.mac
         return changed
+
+    def add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
+        """Add each reservation; yields one (reservation, error or None) per item, in order.
+
+        Servers that can keep several requests in flight (OMAPI) override this.
+        """
+        for res in items:
+            try:
+                self.add(res)
+            except BmprovError as exc:
+                yield res, exc
+            else:
+                yield res, None
 
     def _precheck(self, res: Reservation) -> None:
         pools = self.settings.pools

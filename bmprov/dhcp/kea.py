@@ -31,6 +31,11 @@ def to_kea(res: Reservation) -> dict[str, Any]:
         out["boot-file-name"] = res.filename
     if res.next_server:
         out["next-server"] = res.next_server
+    options = [{"name": "routers", "data": res.router}] if res.router else []
+    if res.dns:
+        options.append({"name": "domain-name-servers", "data": ", ".join(res.dns)})
+    if options:
+        out["option-data"] = options
     return out
 
 
@@ -38,13 +43,29 @@ def from_kea(item: dict[str, Any]) -> Reservation | None:
     """A reservation read from Kea (only hw-address + ip-address ones)."""
     if "hw-address" not in item or "ip-address" not in item:
         return None
-    return Reservation(
+    res = Reservation(
         item["hw-address"],
         item["ip-address"],
         hostname=item.get("hostname") or None,
         filename=item.get("boot-file-name") or None,
         next_server=item.get("next-server") or None,
+        **_options(item.get("option-data") or []),
     )
+    try:
+        return res.checked()  # canonical MAC case, so comparisons with bmprov's hold
+    except ReservationRefused:
+        return None
+
+
+def _options(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """``router``/``dns`` keyword arguments from a reservation's option-data."""
+    found = {str(o.get("name")): str(o.get("data", "")) for o in data if isinstance(o, dict)}
+    out: dict[str, Any] = {}
+    if found.get("routers"):
+        out["router"] = found["routers"].split(",")[0].strip()
+    if found.get("domain-name-servers"):
+        out["dns"] = tuple(d.strip() for d in found["domain-name-servers"].split(","))
+    return out
 
 
 def subnet_of(subnets: list[dict[str, Any]], ip: str) -> dict[str, Any] | None:
@@ -109,11 +130,19 @@ class KeaBackend(TableBackend):
 
     def _save(self, reservations: list[Reservation]) -> None:
         subnets = self._doc["Dhcp4"]["subnet4"]
-        for subnet in subnets:
-            subnet["reservations"] = []
+        wanted = {r.mac: r for r in reservations}
+        present: set[str] = set()
+        for subnet in subnets:  # entries bmprov did not write, or still wants, stay verbatim
+            kept = []
+            for item in subnet.get("reservations", []):
+                res = from_kea(item)
+                if res is None or res.mac in wanted:
+                    kept.append(item)
+                    present.add(res.mac if res else "")
+            subnet["reservations"] = kept
         for res in reservations:
             subnet = subnet_of(subnets, res.ip)
-            if subnet is not None:
+            if subnet is not None and res.mac not in present:
                 subnet["reservations"].append(to_kea(res))
         old = self.config_path.read_bytes()
         atomic_write(self.config_path, json.dumps(self._doc, indent=2) + "\n", mode=0o640)

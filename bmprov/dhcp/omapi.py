@@ -19,17 +19,21 @@ import binascii
 import contextlib
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pypureomapi as omapi
 
-from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, ReservationConflict
-from bmprov.errors import ConfigError, DriverError
+from bmprov.dhcp import AddResult, DhcpBackend, DhcpSettings, Reservation, ReservationConflict
+from bmprov.errors import BmprovError, ConfigError, DriverError
 
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
 PROBE_MAC = "02:00:00:00:00:00"  # locally administered; never a real NIC's
+_LOST = ("connection closed", "not connected")  # pypureomapi's words for a dropped socket
+WINDOW = 32  # hosts in flight on one connection (dhcpd answers in order)
 T = TypeVar("T")
 
 
@@ -103,11 +107,10 @@ class OmapiBackend(DhcpBackend):
         except Exception as exc:  # pypureomapi raises several unrelated types
             raise self._translate(exc, "connect") from None
         try:
-            self._call(lambda: self._conn.lookup_by_host(mac=PROBE_MAC))
-        except DriverError as exc:
-            if not isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
-                self.close()
-                raise
+            self.lookup(PROBE_MAC)  # a wrong secret only shows on the first signed request
+        except DriverError:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Drop the connection."""
@@ -129,6 +132,8 @@ class OmapiBackend(DhcpBackend):
             message = (
                 f"{self.where} rejected the OMAPI key {self.key_name!r} (wrong key name or secret)"
             )
+        elif isinstance(exc, BrokenPipeError | ConnectionResetError) or text in _LOST:
+            message = f"{self.where} closed the connection (did dhcpd stop or restart?)"
         elif isinstance(exc, OSError):
             message = f"{self.where} is unreachable: {exc.strerror or exc}"
         elif isinstance(exc, omapi.OmapiError):
@@ -157,15 +162,59 @@ class OmapiBackend(DhcpBackend):
             raise self._broken from exc
 
     def _add(self, res: Reservation) -> bool:
-        reply = self._call(lambda: self._conn.query_server(_host_message(res)), f"add {res.mac}")
-        if reply.opcode != omapi.OMAPI_OP_UPDATE:
-            have = self.lookup(res.mac)
+        return self._finish(self._send(res))
+
+    def add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
+        """Pipelined adds: up to :data:`WINDOW` hosts in flight on the one connection.
+
+        Each host is sent as ``add`` immediately followed by its read-back lookup; dhcpd
+        answers in order, so the lookup also tells "already there" from "conflict" without
+        another round trip. Values are validated and checked before anything is sent.
+        """
+        window: deque[_InFlight] = deque()
+        for item in items:
+            try:
+                res = item.checked()
+                self._precheck(res)
+                window.append(self._send(res))
+            except BmprovError as exc:
+                window.append(_InFlight(item, error=exc))
+            while len(window) > WINDOW:
+                yield self._settle(window.popleft())
+        while window:
+            yield self._settle(window.popleft())
+
+    def _send(self, res: Reservation) -> _InFlight:
+        add, look = _host_message(res), _lookup_message(res.mac)
+        self._call(lambda: self._conn.send_message(add), f"add {res.mac}")
+        self._call(lambda: self._conn.send_message(look), f"lookup {res.mac}")
+        fresh = res.ip not in self._owners
+        self._owners[res.ip] = res.mac  # later hosts in the window must not reuse it
+        return _InFlight(res, add, look, fresh)
+
+    def _settle(self, flight: _InFlight) -> AddResult:
+        try:
+            if flight.error is not None:
+                raise flight.error
+            self._finish(flight)
+        except BmprovError as exc:
+            if flight.fresh and self._owners.get(flight.res.ip) == flight.res.mac:
+                del self._owners[flight.res.ip]
+            return flight.res, exc
+        return flight.res, None
+
+    def _finish(self, flight: _InFlight) -> bool:
+        """Read the add's and the lookup's replies; True if dhcpd created the host."""
+        res = flight.res
+        added = self._call(lambda: self._conn.receive_response(flight.add), f"add {res.mac}")
+        found = self._call(lambda: self._conn.receive_response(flight.lookup), f"lookup {res.mac}")
+        have = _host_from_reply(res.mac, found)
+        if added.opcode != omapi.OMAPI_OP_UPDATE:
             if have is not None and have.ip == res.ip:
                 return False
-            raise self._refusal(res, have, reply)
-        back = self.lookup(res.mac)
-        if back is None or back.ip != res.ip:
-            raise DriverError(f"{self.where}: read-back of {res.mac} shows {back and back.ip}")
+            raise self._refusal(res, have, added)
+        if have is None or have.ip != res.ip:
+            raise DriverError(f"{self.where}: read-back of {res.mac} shows {have and have.ip}")
         return True
 
     def _refusal(self, res: Reservation, have: Reservation | None, reply: Any) -> DriverError:
@@ -195,18 +244,9 @@ class OmapiBackend(DhcpBackend):
 
     def lookup(self, mac: str) -> Reservation | None:
         """The host object for ``mac`` (address and name; dhcpd never returns statements)."""
-        try:
-            found = self._call(lambda: self._conn.lookup_by_host(mac=mac), f"lookup {mac}")
-        except DriverError as exc:
-            if isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
-                return None
-            raise
-        name = found.get("name", b"")
-        return Reservation(
-            mac=mac,
-            ip=str(found.get("ip-address", "")),
-            name=name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name),
-        )
+        message = _lookup_message(mac)
+        reply = self._call(lambda: self._conn.query_server(message), f"lookup {mac}")
+        return _host_from_reply(mac, reply)
 
     def remove(self, mac: str) -> bool:
         """Delete the host object for ``mac``."""
@@ -222,6 +262,34 @@ class OmapiBackend(DhcpBackend):
         """OMAPI cannot enumerate hosts: look up each of ``macs``."""
         found = [self.lookup(mac) for mac in macs]
         return [r for r in found if r is not None]
+
+
+@dataclass
+class _InFlight:
+    """A host whose add and lookup were sent and whose replies are still to be read."""
+
+    res: Reservation
+    add: Any = None
+    lookup: Any = None
+    fresh: bool = False  # its IP was claimed by this send (undone if it fails)
+    error: BmprovError | None = None
+
+
+def _lookup_message(mac: str) -> Any:
+    msg = omapi.OmapiMessage.open(b"host")
+    msg.obj.append((b"hardware-address", omapi.pack_mac(mac)))
+    msg.obj.append((b"hardware-type", struct.pack("!I", 1)))
+    return msg
+
+
+def _host_from_reply(mac: str, reply: Any) -> Reservation | None:
+    """The host in a lookup reply (None: dhcpd has no host with this MAC)."""
+    if reply.opcode != omapi.OMAPI_OP_UPDATE:
+        return None
+    obj = dict(reply.obj)
+    raw_ip = obj.get(b"ip-address")
+    ip = omapi.unpack_ip(raw_ip) if raw_ip and len(raw_ip) == 4 else ""
+    return Reservation(mac=mac, ip=ip, name=obj.get(b"name", b"").decode("utf-8", "replace"))
 
 
 def _host_message(res: Reservation) -> Any:
@@ -249,4 +317,8 @@ def host_statements(res: Reservation) -> str:
         out.append(f'filename "{res.filename}";')
     if res.next_server:
         out.append(f"next-server {res.next_server};")
+    if res.router:
+        out.append(f"supersede routers {res.router};")
+    if res.dns:
+        out.append(f"supersede domain-name-servers {', '.join(res.dns)};")
     return " ".join(out)

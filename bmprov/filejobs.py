@@ -1,0 +1,139 @@
+"""Boot/install file writing that runs *beside* the DHCP round trips of a networking batch.
+
+Rendering a node's entries and install file costs about as much CPU as its OMAPI add and
+read-back, so overlapping the two decides the batch's speed. A thread cannot do it: the
+writer is pure Python and holds the GIL, and every OMAPI reply would then wait for the switch
+interval. Large batches therefore write in forked worker processes (one per core, in
+chunks of nodes so the pipe is not crossed per node); small batches, and writers given by the
+caller (tests), use one thread, which is cheaper to start.
+
+Results come back per node id: the paths written, or the step and reason that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bmprov.config import Config
+from bmprov.errors import BmprovError, StepFailed
+from bmprov.fsutil import fsync_dir
+from bmprov.nodes import Node
+
+log = logging.getLogger(__name__)
+
+PROCESS_MIN_NODES = 200
+"""Below this many nodes a worker process costs more to start than it saves."""
+CHUNK = 64
+MAX_WORKERS = 4
+"""Worker processes: one per core, at most this many (the main process mostly waits on
+pipelined DHCP replies; measured on 2 cores, 2 workers beat 1 by ~15%)."""
+FILES_STEP = "boot files"
+
+
+class FileWriter(Protocol):
+    """What networking needs from :class:`bmprov.bootfiles.NodeFileWriter`."""
+
+    def write(self, node: Node, ip: str) -> list[Path]:
+        """Write the node's boot and install files; StepFailed on a bad value."""
+        ...
+
+
+def default_writer(config: Config) -> FileWriter:
+    """The shipped :class:`~bmprov.bootfiles.NodeFileWriter` (imported when first needed)."""
+    import importlib  # noqa: PLC0415
+
+    module = importlib.import_module("bmprov.bootfiles")
+    writer: FileWriter = module.NodeFileWriter(config)
+    return writer
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One node's files: the paths, or the step and reason that failed."""
+
+    paths: tuple[Path, ...] = ()
+    step: str | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the files were written."""
+        return self.step is None
+
+
+Job = tuple[int, Node, str]  # node id, node (with its IP), IP
+
+_WORKER: FileWriter | None = None
+
+
+def _init_worker(config: Config) -> None:
+    global _WORKER  # noqa: PLW0603  (one writer per worker process)
+    _WORKER = default_writer(config)
+
+
+def _write_chunk(jobs: list[Job], writer: FileWriter | None = None) -> list[tuple[int, FileResult]]:
+    """Write a chunk of nodes; never raises (results cross a process boundary as data)."""
+    use = writer or _WORKER
+    assert use is not None  # noqa: S101  (set by the initializer)
+    out: list[tuple[int, FileResult]] = []
+    for node_id, node, ip in jobs:
+        try:
+            out.append((node_id, FileResult(tuple(use.write(node, ip)))))
+        except StepFailed as exc:
+            out.append((node_id, FileResult(step=exc.step, reason=exc.reason)))
+        except BmprovError as exc:
+            out.append((node_id, FileResult(step=FILES_STEP, reason=str(exc))))
+        except Exception as exc:
+            log.exception("writing files for %s crashed", node.serial)
+            reason = f"internal error: {type(exc).__name__}"
+            out.append((node_id, FileResult(step=FILES_STEP, reason=reason)))
+    return out
+
+
+class FileJobs:
+    """Queue nodes as their reservation succeeds; collect every result at the end."""
+
+    def __init__(self, config: Config, writer: FileWriter | None, expected: int) -> None:
+        self._writer: FileWriter | None = writer
+        self._pending: list[Job] = []
+        self._futures: list[Future[list[tuple[int, FileResult]]]] = []
+        self._executor: Executor
+        if writer is None and expected >= PROCESS_MIN_NODES:
+            context = multiprocessing.get_context("fork")
+            workers = min(MAX_WORKERS, os.cpu_count() or 2)
+            self._executor = ProcessPoolExecutor(workers, context, _init_worker, (config,))
+            self._chunk = CHUNK
+        else:
+            self._writer = writer or default_writer(config)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="bmprov-files")
+            self._chunk = 1 if expected < PROCESS_MIN_NODES else CHUNK
+
+    def submit(self, node: Node, ip: str) -> None:
+        """Write ``node``'s files (soon, elsewhere)."""
+        self._pending.append((node.id, node, ip))
+        if len(self._pending) >= self._chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            jobs, self._pending = self._pending, []
+            self._futures.append(self._executor.submit(_write_chunk, jobs, self._writer))
+
+    def results(self) -> dict[int, FileResult]:
+        """Wait for every queued node; node id → result. Shuts the worker down."""
+        self._flush()
+        out: dict[int, FileResult] = {}
+        try:
+            for future in self._futures:
+                out.update(future.result())
+        finally:
+            self._executor.shutdown()
+        for directory in {path.parent for result in out.values() for path in result.paths}:
+            fsync_dir(directory)  # once per directory and batch: the renames survive a crash
+        return out
