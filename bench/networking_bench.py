@@ -62,7 +62,7 @@ def bench_ipam(count: int = 60_000) -> None:
     print(f"ipam: {count:,} addresses in a /16 (pure): best {best * 1000:.1f} ms (target ≤ 100 ms)")
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp, StateDB(Path(tmp) / "s.db") as db:
         insert_nodes(db, count, "networking")
-        from bmprov.nodes import list_nodes  # noqa: PLC0415
+        from bmprov.nodes import list_nodes
 
         nodes = list_nodes(db)
         start = time.perf_counter()
@@ -110,7 +110,7 @@ def bench_networking(count: int, null_files: bool = False) -> None:
             with StateDB(config.state_path) as db:
                 insert_nodes(db, count, "mounting")
                 # what networking will choose, so the bare run adds the very same hosts
-                from bmprov.nodes import list_nodes  # noqa: PLC0415
+                from bmprov.nodes import list_nodes
 
                 pools = list(settings.pools)
                 taken: set[int] = set()
@@ -153,10 +153,10 @@ def bench_networking(count: int, null_files: bool = False) -> None:
 
 def files_alone(root: Path, topo: peers.Topology, count: int) -> None:
     """For scale: NodeFileWriter by itself, in this process, on a fresh boot directory."""
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
-    from bmprov.bootfiles import NodeFileWriter  # noqa: PLC0415
-    from bmprov.nodes import list_nodes  # noqa: PLC0415
+    from bmprov.bootfiles import NodeFileWriter
+    from bmprov.nodes import list_nodes
 
     config = make_site(root / "alone", topo)
     with StateDB(config.state_path) as db:
