@@ -19,4 +19,7 @@ step advance --stage mounting --all;        $BMPROV advance --stage mounting --a
 step advance --stage networking --all
 # Serial-only rows have no MAC yet and fail here by design (exit 1): that is the demo's point.
 $BMPROV advance --stage networking --all || true
+step pxe render;                            $BMPROV pxe render --json > /dev/null && echo "(local-boot entries for the nodes that must not install)"
+step pxe render;                            $BMPROV pxe render | tail -2
+step dhcp list;                             $BMPROV dhcp list
 step nodes list;                            $BMPROV nodes list
