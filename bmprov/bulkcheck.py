@@ -75,14 +75,14 @@ def hostnames(texts: list[str]) -> list[Any] | None:
 
 
 def macs(texts: list[str]) -> list[Any] | None:
-    """One canonical MAC per cell (as a one-item list), if every cell holds one plain NIC MAC."""
+    """One canonical MAC per cell (as a one-item tuple), if every cell holds one plain NIC MAC."""
     joined = _joined(texts)
     if joined is None or not _MACS.fullmatch(joined):
         return None
     digits = _NOT_HEX.sub("", joined.lower())
     if _GROUP_BIT.search(digits) or _ZERO.search(digits):
         return None
-    return [[bytes.fromhex(m).hex(":")] if m else None for m in digits.split("\n")]
+    return [(bytes.fromhex(m).hex(":"),) if m else None for m in digits.split("\n")]
 
 
 def asset_tags(texts: list[str]) -> list[Any] | None:
