@@ -36,7 +36,7 @@ class Config:
     """A loaded, validated configuration."""
 
     path: Path | None
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets
 
     @property
     def base_dir(self) -> Path:

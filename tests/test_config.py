@@ -113,3 +113,9 @@ def test_init_detect_unknown_interface(cli, tmp_path: Path) -> None:
     run = cli("init", tmp_path, "--detect", "--interface", "nope0")
     assert run.exit_code == 2
     assert "nope0" in run.stderr
+
+
+def test_config_repr_never_shows_its_contents(tmp_path: Path) -> None:
+    config = parse_config(tmp_path / "bmprov.toml", '[bmc]\npassword = "S3cretPassw0rd"\n')
+    assert "S3cretPassw0rd" not in repr(config)
+    assert "S3cretPassw0rd" not in str(config)
