@@ -15,6 +15,7 @@ from typing import Any
 
 from bmprov.db import StateDB
 from bmprov.errors import InputError, StateError
+from bmprov.states import ALL_STAGES
 
 NODE_FIELDS = (
     "serial",
@@ -136,6 +137,8 @@ def _load(db: StateDB, where: str = "", params: tuple[Any, ...] = ()) -> list[No
 
 def list_nodes(db: StateDB, stage: str | None = None) -> list[Node]:
     """Every node (or those in ``stage``), by serial."""
+    if stage is not None and stage not in ALL_STAGES:
+        raise InputError(f"unknown stage {stage!r} (stages: {', '.join(sorted(ALL_STAGES))})")
     if stage:
         return _load(db, "WHERE stage = ?", (stage,))
     return _load(db)

@@ -40,6 +40,8 @@ class Sheet:
 
 def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
     """Open a .xlsx/.xlsm or .csv file; :class:`InputError` naming the file if unreadable."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; name the sheet file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()

@@ -82,3 +82,13 @@ def test_advance_dry_run(cli, site: Site) -> None:
     run = cli("advance", "--stage", "mounting", "--all", "--dry-run", "--json")
     assert json.loads(run.stdout)["counts"] == {"planned": 36}
     assert {n["stage"] for n in json.loads(cli("nodes", "list", "--json").stdout)} == {"purchasing"}
+
+
+def test_list_with_unknown_stage_is_refused(cli, site: Site) -> None:
+    run = cli("nodes", "list", "--stage", "racked")
+    assert run.exit_code == 2 and "unknown stage 'racked'" in run.stderr
+
+
+def test_import_of_a_directory(cli, site: Site, tmp_path: Path) -> None:
+    run = cli("import", tmp_path)
+    assert run.exit_code == 2 and "is a directory" in run.stderr
