@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bmprov.config import Config
@@ -25,6 +25,7 @@ from bmprov.drivers import (
     DriverSettings,
     PowerAction,
     PowerDriver,
+    driver_class,
     make_driver,
     target_for,
 )
@@ -225,13 +226,16 @@ def _one(run: _Run, node: Node) -> NodeResult:
     if target is None:
         message = "no BMC" if run.request.status and not run.request.action else NO_BMC_MESSAGE
         return NodeResult(node.serial, "skipped", node.stage, message, details={"driver": "none"})
-    driver = make_driver(target, run.drivers, dry_run=run.dry_run)
     details: dict[str, Any] = {"driver": target.driver, "bmc": target.where}
-    unsupported = _unsupported(run.request, driver)
+    real = driver_class(target.driver)
+    unsupported = _unsupported(run.request, real)
     if unsupported:
         return NodeResult(node.serial, "skipped", node.stage, unsupported, None, details)
+    driver = make_driver(target, run.drivers, dry_run=run.dry_run)
     step = "boot" if run.request.bootdev else "power"
     try:
+        if run.dry_run:
+            _check_supported(run.request, real, driver)
         done = _steps(run, driver, details)
         step = "power"
     except BmprovError as exc:
@@ -241,16 +245,23 @@ def _one(run: _Run, node: Node) -> NodeResult:
         driver.close()
     details["seconds"] = round(time.monotonic() - start, 3)
     if run.dry_run:
-        via = f"via {target.driver} {target.where}"
-        return NodeResult(
-            node.serial,
-            "planned",
-            node.stage,
-            f"would {run.request.describe()} {via}",
-            None,
-            details,
-        )
+        plan = _describe_for(run.request, real)
+        message = f"would {plan} via {target.driver} {target.where}"
+        return NodeResult(node.serial, "planned", node.stage, message, None, details)
     return NodeResult(node.serial, "ok", node.stage, "; ".join(done), None, details)
+
+
+def _check_supported(request: PowerRequest, real: type[PowerDriver], fake: PowerDriver) -> None:
+    """Dry run: fail as the real driver would on an action it cannot do."""
+    if request.action and request.action not in real.supported_actions:
+        raise fake.error(f"power {request.action} is not supported by the {real.name} driver")
+
+
+def _describe_for(request: PowerRequest, real: type[PowerDriver]) -> str:
+    """The request in words, leaving out what the driver cannot do (WoL: the boot device)."""
+    if request.bootdev and not real.can_set_boot:
+        return f"{replace(request, bootdev=None).describe()} (PXE must be first in its boot order)"
+    return request.describe()
 
 
 def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]:
@@ -275,7 +286,7 @@ def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]
     return done
 
 
-def _unsupported(request: PowerRequest, driver: PowerDriver) -> str | None:
+def _unsupported(request: PowerRequest, driver: type[PowerDriver]) -> str | None:
     """Why a request has nothing to do on this driver (WoL status / boot only), or None."""
     if request.action:
         return None

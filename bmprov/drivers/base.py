@@ -189,9 +189,8 @@ class PowerDriver(ABC):
 
     def error(self, message: str) -> DriverError:
         """A :class:`DriverError` naming the node, the BMC and the driver."""
-        return DriverError(
-            f"node {self.target.node}: BMC {self.target.where} ({self.name}): {message}"
-        )
+        where = f"node {self.target.node}: BMC {self.target.where} ({self.target.driver})"
+        return DriverError(f"{where}: {message}")
 
     # ---------------------------------------------------------------- protocol (subclasses)
     @abstractmethod

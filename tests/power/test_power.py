@@ -289,6 +289,14 @@ def test_wake_on_lan_to_a_loopback_listener(cli, site, monkeypatch) -> None:
     off = cli("power", "off", "-s", "w1", "--json")
     assert off.exit_code == 1
     assert "not supported by the wol driver" in json.loads(off.stdout)["results"][0]["message"]
+    dry = cli("power", "off", "-s", "w1", "--json", "--dry-run")
+    assert json.loads(dry.stdout)["results"][0]["message"] == (
+        "node w1: BMC 127.0.0.1:19009 (wol): power off is not supported by the wol driver"
+    )
+    dry = cli("power", "cycle", "--bootdev", "pxe", "-s", "w1", "--json", "--dry-run")
+    assert json.loads(dry.stdout)["results"][0]["message"] == (
+        "would power cycle (PXE must be first in its boot order) via wol 127.0.0.1:19009"
+    )
 
 
 def test_no_traceback_leaks_the_password(fake_site, monkeypatch) -> None:
