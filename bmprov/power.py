@@ -111,6 +111,16 @@ def default_uefi(config: Config) -> bool:
     return bool(config.section("bmc").get("uefi", True))
 
 
+def boot_from_disk(config: Config, nodes: list[Node]) -> BatchResult:
+    """Set every node back to booting from its disk, persistently (end of a reinstall).
+
+    A one-time PXE override already falls back to the disk; this is for sites that set
+    ``[power] provisioning_persistent = true`` or boot persistently from PXE by hand.
+    """
+    request = PowerRequest(bootdev=BootDevice.DISK, persistent=True, uefi=default_uefi(config))
+    return run_power(config, nodes, request)
+
+
 class Stagger:
     """Spaces power-ons ``interval`` seconds apart across all workers (the first goes at once)."""
 

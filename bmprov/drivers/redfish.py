@@ -123,6 +123,10 @@ class RedfishDriver(PowerDriver):
             if creds is not None:
                 http.auth = (creds.username, creds.password.reveal())
             http.verify = bool(self.settings.options.get("verify_tls", True))
+            if not http.verify:  # the operator chose it: do not warn on every request
+                import urllib3  # noqa: PLC0415
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             http.headers.update({"Accept": "application/json", "OData-Version": "4.0"})
             self._http = http
         return self._http

@@ -20,7 +20,7 @@ from bmprov.drivers.base import BmcTarget, call_with_deadline
 from bmprov.drivers.fake import LAB
 from bmprov.errors import DriverError
 from bmprov.nodes import list_nodes
-from bmprov.power import PowerRequest, PowerSettings, Stagger, run_power
+from bmprov.power import PowerRequest, PowerSettings, Stagger, boot_from_disk, run_power
 from tests.sims.fixtures import PASSWORD, WOL_PORT, add_nodes, configure_bmc
 
 FAKE = '[bmc]\ndriver = "fake"\n'
@@ -163,6 +163,14 @@ def test_refusing_bmc_and_boot_device_not_accepted(fake_site) -> None:
     assert "does not accept boot device pxe (one-time): it still reports disk" in by["n02"].message
     assert LAB.bmc("10.0.0.2:623").calls.count("boot pxe") == 2  # one retry
     assert by["n03"].status == "ok" and "acknowledged" in by["n03"].message
+
+
+def test_boot_from_disk_at_the_end_of_a_reinstall(fake_site) -> None:
+    LAB.bmc("10.0.0.1:623").bootdev = BootDevice.PXE
+    batch = boot_from_disk(fake_site.config, nodes_of(fake_site))
+    assert batch.counts() == {"ok": 3, "skipped": 1}
+    bmc = LAB.bmc("10.0.0.1:623")
+    assert (bmc.bootdev, bmc.persistent) == (BootDevice.DISK, True)
 
 
 def test_stagger_spaces_power_ons() -> None:
