@@ -237,7 +237,11 @@ class PowerDriver(ABC):
             raise
         except Exception as exc:  # a library failure we did not map: still name the BMC
             log.debug("%s: %s failed", self.target.node, what, exc_info=True)
-            raise self.error(f"{what}: {describe_exception(exc)}") from None
+            raise self.error(f"{what}: {self._describe(exc)}") from None
+
+    def _describe(self, exc: BaseException) -> str:
+        """One line for a library exception this driver did not map itself."""
+        return describe_exception(exc)
 
 
 class DeadlineExceeded(Exception):
@@ -275,5 +279,5 @@ def describe_exception(exc: BaseException) -> str:
     """A one-line description of a library exception, never empty, never a repr of locals."""
     text = " ".join(str(exc).split())
     if not text or text == "None":
-        return f"no answer ({type(exc).__name__} without a message)"
+        return f"{type(exc).__name__} (no details)"
     return f"{text[:200]}"

@@ -152,6 +152,15 @@ class IpmiDriver(PowerDriver):
             return "no answer to the IPMI login (BMC down, or not speaking IPMI 2.0/RMCP+)"
         return f"login failed: {describe_exception(exc)}"
 
+    def _describe(self, exc: BaseException) -> str:
+        """pyghmi reports a BMC that stopped answering as ``IpmiException(None)``."""
+        text = str(exc)
+        if type(exc).__name__ == "IpmiException" and text in ("None", ""):
+            return "no answer from the BMC (IPMI session timed out)"
+        if text == "Session no longer connected":
+            return "no answer from the BMC (IPMI session lost)"
+        return describe_exception(exc)
+
 
 def _forget_broken(host: str, port: int, user: str, password: str) -> None:
     """Drop pyghmi's cached half-open session, which it would otherwise hand back broken."""
