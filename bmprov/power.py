@@ -11,11 +11,11 @@ naming the node, the BMC and what went wrong.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from bmprov.config import Config
@@ -29,6 +29,7 @@ from bmprov.drivers import (
     make_driver,
     target_for,
 )
+from bmprov.drivers.deadline import Watch, supervised_map
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.result import BatchResult, NodeResult
@@ -182,38 +183,13 @@ def run_power(
     batch = BatchResult(action=request.label + (" (dry run)" if dry_run else ""))
     if on_total:
         on_total(len(nodes))
-    for result in _fan_out(nodes, lambda node: _one(run, node), settings.concurrency):
+    work = partial(_guarded, partial(_one, run))
+    for result in supervised_map(nodes, work, settings.concurrency, _timed_out):
         batch.add(result)
         if progress:
             progress(result)
     batch.results.sort(key=lambda r: r.serial)
     return batch
-
-
-def _fan_out(
-    nodes: list[Node], work: Callable[[Node], NodeResult], concurrency: int
-) -> Iterator[NodeResult]:
-    """Run ``work`` on every node with at most ``concurrency`` at a time; yield as they finish.
-
-    Workers are daemon threads, so a call abandoned at its deadline never blocks exit.
-    """
-    todo: queue.SimpleQueue[Node] = queue.SimpleQueue()
-    done: queue.SimpleQueue[NodeResult] = queue.SimpleQueue()
-    for node in nodes:
-        todo.put(node)
-
-    def worker() -> None:
-        while True:
-            try:
-                node = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put(_guarded(work, node))
-
-    for index in range(min(concurrency, len(nodes))):
-        threading.Thread(target=worker, name=f"bmprov-power-{index}", daemon=True).start()
-    for _ in nodes:
-        yield done.get()
 
 
 def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
@@ -224,6 +200,13 @@ def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
         return NodeResult(
             node.serial, "failed", node.stage, f"internal error: {type(exc).__name__}", "power"
         )
+
+
+def _timed_out(node: Node, watch: Watch) -> NodeResult:
+    """The result of a node whose BMC call passed its deadline (reported at the deadline)."""
+    step = "boot" if "boot" in watch.what else "power"
+    details = {"seconds": round(time.monotonic() - watch.started, 3)}
+    return NodeResult(node.serial, "failed", node.stage, watch.message, step, details)
 
 
 def _one(run: _Run, node: Node) -> NodeResult:

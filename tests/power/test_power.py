@@ -16,7 +16,8 @@ import pytest
 
 from bmprov.credentials import CredentialStore, Secret
 from bmprov.drivers import BootDevice, DriverSettings, PowerAction, PowerState, make_driver
-from bmprov.drivers.base import BmcTarget, call_with_deadline
+from bmprov.drivers.base import BmcTarget
+from bmprov.drivers.deadline import call_with_deadline
 from bmprov.drivers.fake import LAB
 from bmprov.errors import DriverError
 from bmprov.nodes import list_nodes
@@ -149,6 +150,21 @@ def test_a_hanging_bmc_costs_its_deadline_and_never_delays_the_others(fake_site)
     assert by["n01"].status == by["n03"].status == "ok"
     assert took < 0.9
     assert batch.exit_code == 1
+
+
+def test_a_call_given_up_on_does_not_go_on_to_the_next_step(fake_site) -> None:
+    text = fake_site.config_path.read_text().replace("timeout = 5.0", "timeout = 0.3")
+    fake_site.config_path.write_text(text)
+    slow = LAB.bmc("10.0.0.1:623")
+    slow.delay = 0.6  # each call outlives the 0.3 s deadline, then returns
+    request = PowerRequest(PowerAction.CYCLE, BootDevice.PXE)
+    batch = run_power(fake_site.config, nodes_of(fake_site), request)
+    by = {r.serial: r for r in batch.results}
+    assert by["n01"].status == "failed" and by["n01"].step == "boot"
+    assert "set boot device pxe: no answer within 0.3 s" in by["n01"].message
+    assert by["n02"].status == "ok"
+    time.sleep(0.8)  # the abandoned call has returned by now
+    assert slow.calls == ["boot pxe"]  # no readback, no power cycle after the deadline
 
 
 def test_refusing_bmc_and_boot_device_not_accepted(fake_site) -> None:
