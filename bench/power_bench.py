@@ -3,7 +3,8 @@
 Target (issue 4): <= 2 s wall at the default concurrency, and a dead BMC among them costing
 no more than its timeout. Each round runs ``bmprov power cycle --bootdev pxe --all --json`` in
 a fresh process (cold IPMI logins, as an operator would), with the starter config's defaults
-(concurrency 32, connect_timeout 2 s), then checks every simulated BMC over HTTP.
+(concurrency 32, connect_timeout 2 s), then checks every simulated BMC over HTTP. The dead
+BMCs sort into the middle of the batch, as they would in a real rack.
 
     .venv/bin/python bench/power_bench.py [--rounds 3] [--count 200] [--procs 4]
 
@@ -89,12 +90,12 @@ def main() -> int:
                     db,
                     [
                         {
-                            "serial": "zz-blackhole",
+                            "serial": "b19500-blackhole",
                             "bmc_address": f"127.0.0.1:{BLACK_HOLE}",
                             "bmc_type": "ipmi",
                         },
                         {
-                            "serial": "zz-deadport",
+                            "serial": "b19450-deadport",
                             "bmc_address": f"127.0.0.1:{DEAD}",
                             "bmc_type": "ipmi",
                         },
