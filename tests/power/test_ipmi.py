@@ -18,7 +18,14 @@ from bmprov.credentials import BmcCredentials, Secret
 from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
 from bmprov.drivers.ipmi import IpmiDriver
 from bmprov.errors import DriverError
-from tests.sims.fixtures import DEAD_PORT, PASSWORD, UDP_BLACKHOLE_PORT, USER
+from tests.sims.fixtures import (
+    DEAD_PORT,
+    PASSWORD,
+    UDP_BLACKHOLE_PORT,
+    USER,
+    add_nodes,
+    configure_bmc,
+)
 
 pytestmark = pytest.mark.peer
 SETTINGS = DriverSettings(timeout=5.0, connect_timeout=1.0, power_wait=5.0)
@@ -179,3 +186,29 @@ def test_bmc_that_stops_answering_mid_session_is_cut_at_the_deadline(labbmc) -> 
     assert "SN19103" in message and "127.0.0.1:19103" in message
     assert "no answer within 1.5 s" in message
     assert 1.4 < took < 1.9
+
+
+def test_cli_against_labbmc_never_leaks_the_password(cli, site, monkeypatch, labbmc) -> None:
+    """-vv logging, the table, JSON and the state file: the password shows up nowhere."""
+    labbmc.reset()
+    configure_bmc(site, monkeypatch)
+    secret = "Zq9-unguessable-Secret"
+    site.write_config(f'[bmc.nodes.bad]\npassword = "{secret}"\n')
+    with site.db() as db:
+        add_nodes(
+            db,
+            [
+                {"serial": "good", "bmc_address": f"127.0.0.1:{labbmc.ports[0]}"},
+                {"serial": "bad", "bmc_address": f"127.0.0.1:{labbmc.ports[1]}"},
+            ],
+        )
+    run = cli("-vv", "power", "cycle", "--bootdev", "pxe", "--all")
+    assert run.exit_code == 1
+    assert "wrong password for user 'admin'" in run.stdout
+    assert labbmc.state()[labbmc.ports[0]]["bootdev"] == "network"
+    as_json = cli("-vv", "power", "status", "--all", "--json")
+    for text in (run.stdout, run.stderr, as_json.stdout, as_json.stderr):
+        assert secret not in text
+    for path in site.dir.glob("bmprov.sqlite*"):
+        data = path.read_bytes()
+        assert secret.encode() not in data and PASSWORD.encode() not in data
