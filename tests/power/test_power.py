@@ -14,6 +14,7 @@ import traceback
 
 import pytest
 
+from bmprov.config import validate_config
 from bmprov.credentials import CredentialStore, Secret
 from bmprov.drivers import BootDevice, DriverSettings, PowerAction, PowerState, make_driver
 from bmprov.drivers.base import BmcTarget
@@ -332,3 +333,20 @@ def test_no_traceback_leaks_the_password(fake_site, monkeypatch) -> None:
     except DriverError:
         text = traceback.format_exc()
     assert "s3cr3t-value" not in text
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_schema_for_bmc_and_power(site) -> None:
+    raw = site.config.raw
+    assert raw["power"]["auto_on_provisioning"] is False  # off in the starter config
+    assert validate_config(raw) == []
+    bad = {
+        **raw,
+        "power": {"concurrency": 0, "turbo": True},
+        "bmc": {"password_env": "X; rm -rf /", "racks": {"r1": {"passwd": "x"}}},
+    }
+    problems = "\n".join(validate_config(bad))
+    assert "power: unknown key(s): turbo" in problems
+    assert "power.concurrency" in problems
+    assert "bmc.password_env" in problems
+    assert "bmc.racks.r1: unknown key(s): passwd" in problems
