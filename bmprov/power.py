@@ -225,15 +225,14 @@ def _one(run: _Run, node: Node) -> NodeResult:
     if unsupported:
         return NodeResult(node.serial, "skipped", node.stage, unsupported, None, details)
     driver = make_driver(target, run.drivers, dry_run=run.dry_run)
-    step = "boot" if run.request.bootdev else "power"
+    track = {"step": "power"}
     try:
         if run.dry_run:
             _check_supported(run.request, real, driver)
-        done = _steps(run, driver, details)
-        step = "power"
+        done = _steps(run, driver, details, track)
     except BmprovError as exc:
         details["seconds"] = round(time.monotonic() - start, 3)
-        return NodeResult(node.serial, "failed", node.stage, str(exc), step, details)
+        return NodeResult(node.serial, "failed", node.stage, str(exc), track["step"], details)
     finally:
         driver.close()
     details["seconds"] = round(time.monotonic() - start, 3)
@@ -257,10 +256,16 @@ def _describe_for(request: PowerRequest, real: type[PowerDriver]) -> str:
     return request.describe()
 
 
-def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]:
-    """Boot device, then stagger + power action, then status; what was done, in words."""
+def _steps(
+    run: _Run, driver: PowerDriver, details: dict[str, Any], track: dict[str, str]
+) -> list[str]:
+    """Boot device, then stagger + power action, then status; what was done, in words.
+
+    ``track["step"]`` names the step under way (``boot`` or ``power``) for failure reports.
+    """
     request, done = run.request, []
     if request.bootdev and driver.can_set_boot:
+        track["step"] = "boot"
         result = driver.set_boot_device(request.bootdev, request.persistent, request.uefi)
         details["bootdev"] = str(result.device)
         details["boot_verified"] = result.verified
@@ -269,6 +274,7 @@ def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]
         done.append(f"boot {result.device} ({mode}, {how})")
     elif request.bootdev:
         done.append(f"boot device not settable over {driver.name}: PXE must be first")
+    track["step"] = "power"
     if request.action:
         if request.action in POWER_ON_ACTIONS:
             run.stagger.wait()

@@ -180,6 +180,11 @@ def test_refusing_bmc_and_boot_device_not_accepted(fake_site) -> None:
     assert "does not accept boot device pxe (one-time): it still reports disk" in by["n02"].message
     assert LAB.bmc("10.0.0.2:623").calls.count("boot pxe") == 2  # one retry
     assert by["n03"].status == "ok" and "acknowledged" in by["n03"].message
+    LAB.bmc("10.0.0.3:623").refuse, LAB.bmc("10.0.0.3:623").refuse_only = "no power", "power"
+    request = PowerRequest(PowerAction.CYCLE, BootDevice.PXE)
+    batch = run_power(fake_site.config, nodes_of(fake_site), request)
+    (n03,) = [r for r in batch.results if r.serial == "n03"]
+    assert (n03.status, n03.step) == ("failed", "power")
 
 
 def test_boot_from_disk_at_the_end_of_a_reinstall(fake_site) -> None:
