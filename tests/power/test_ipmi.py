@@ -16,7 +16,7 @@ import pytest
 
 from bmprov.credentials import BmcCredentials, Secret
 from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
-from bmprov.drivers.ipmi import IpmiDriver
+from bmprov.drivers.ipmi import IpmiDriver, logout_all
 from bmprov.errors import DriverError
 from tests.sims.fixtures import (
     DEAD_PORT,
@@ -212,3 +212,14 @@ def test_cli_against_labbmc_never_leaks_the_password(cli, site, monkeypatch, lab
     for path in site.dir.glob("bmprov.sqlite*"):
         data = path.read_bytes()
         assert secret.encode() not in data and PASSWORD.encode() not in data
+
+
+def test_logout_then_login_again(labbmc, ipmi_sim) -> None:
+    """Sessions are closed (at exit, or on demand); a later call logs in afresh."""
+    labbmc.reset()
+    bmcs = [driver(labbmc.ports[0]), driver(ipmi_sim.port)]
+    for bmc in bmcs:
+        bmc.get_power()
+    assert logout_all(2.0) >= 2
+    for bmc in bmcs:  # pyghmi alone would hand back the closed session here
+        assert bmc.get_power() in (PowerState.ON, PowerState.OFF)
