@@ -85,8 +85,10 @@ class IpmiDriver(PowerDriver):
             cmd.set_power("on")
             return "was off: powered on"
         reply = cmd.raw_command(netfn=0, command=2, data=[CHASSIS_CONTROL_CYCLE])
-        if reply.get("error") or reply.get("code"):
-            raise self.error(f"power cycle refused: {reply.get('error') or reply.get('code')}")
+        if reply.get("error"):
+            raise self.error(f"power cycle refused: {reply['error']}")
+        if reply.get("code"):
+            raise self.error(f"power cycle refused (completion code 0x{reply['code']:02x})")
         return "power-cycled"
 
     def _set_boot(self, device: BootDevice, persistent: bool, uefi: bool) -> None:
