@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from bmprov.nodes import Node
 
 MASK = "********"
-PASSWORD_KEYS = ("password", "password_env", "password_file")
-LAYER_KEYS = ("driver", "username", "port", *PASSWORD_KEYS)
 
 
 class Secret:
