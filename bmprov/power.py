@@ -21,6 +21,7 @@ from typing import Any
 from bmprov.config import Config
 from bmprov.credentials import CredentialStore
 from bmprov.drivers import (
+    BmcTarget,
     BootDevice,
     DriverSettings,
     PowerAction,
@@ -29,7 +30,7 @@ from bmprov.drivers import (
     make_driver,
     target_for,
 )
-from bmprov.drivers.deadline import Watch, supervised_map
+from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised_map
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.result import BatchResult, NodeResult
@@ -204,21 +205,34 @@ def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
 
 def _timed_out(node: Node, watch: Watch) -> NodeResult:
     """The result of a node whose BMC call passed its deadline (reported at the deadline)."""
-    step = "boot" if "boot" in watch.what else "power"
+    step = "boot" if "boot" in watch.what else watch.what if watch.what == "bmc" else "power"
     details = {"seconds": round(time.monotonic() - watch.started, 3)}
     return NodeResult(node.serial, "failed", node.stage, watch.message, step, details)
 
 
-def _one(run: _Run, node: Node) -> NodeResult:
-    """Everything the request asks of one node."""
-    start = time.monotonic()
-    try:
-        target = target_for(node, run.store, run.section)
+def _find_target(run: _Run, node: Node) -> BmcTarget | NodeResult:
+    """The node's BMC, or the result to report when it has none or it cannot be resolved."""
+    slow = f"node {node.serial}: reading its BMC settings took over {run.drivers.timeout:g} s"
+    try:  # bounded too: a password_file on a hung network filesystem must not hang the batch
+        target = bounded(
+            lambda: target_for(node, run.store, run.section), run.drivers.timeout, "bmc", slow
+        )
+    except DeadlineExceeded:
+        return NodeResult(node.serial, "failed", node.stage, slow, "bmc")
     except BmprovError as exc:
         return NodeResult(node.serial, "failed", node.stage, str(exc), "bmc")
     if target is None:
         message = "no BMC" if run.request.status and not run.request.action else NO_BMC_MESSAGE
         return NodeResult(node.serial, "skipped", node.stage, message, details={"driver": "none"})
+    return target
+
+
+def _one(run: _Run, node: Node) -> NodeResult:
+    """Everything the request asks of one node."""
+    start = time.monotonic()
+    target = _find_target(run, node)
+    if isinstance(target, NodeResult):
+        return target
     details: dict[str, Any] = {"driver": target.driver, "bmc": target.where}
     real = driver_class(target.driver)
     unsupported = _unsupported(run.request, real)
