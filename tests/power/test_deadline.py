@@ -47,4 +47,4 @@ def test_supervised_map_bounds_concurrency_and_cuts_a_stuck_item() -> None:
         [f"ok {i}" for i in range(12) if i != 3] + ["3: item 3 timed out"]
     )
     assert peak[0] <= 5  # 4 workers, plus the stuck one while its replacement runs
-    assert took < 0.6
+    assert took < 1.0

@@ -164,7 +164,7 @@ def test_black_hole_costs_its_connect_timeout() -> None:
         hole.bind(("127.0.0.1", UDP_BLACKHOLE_PORT))  # receives, never answers
         message, took = timed_failure(driver(UDP_BLACKHOLE_PORT))
     assert "no IPMI answer within 1 s" in message
-    assert 0.9 < took < 1.5
+    assert 0.9 < took < 1.8
 
 
 def test_unknown_host() -> None:
@@ -185,7 +185,7 @@ def test_bmc_that_stops_answering_mid_session_is_cut_at_the_deadline(labbmc) -> 
         os.kill(labbmc.children[0].pid, signal.SIGCONT)
     assert "SN19103" in message and "127.0.0.1:19103" in message
     assert "no answer within 1.5 s" in message
-    assert 1.4 < took < 1.9
+    assert 1.4 < took < 2.2
 
 
 def test_cli_against_labbmc_never_leaks_the_password(cli, site, monkeypatch, labbmc) -> None:

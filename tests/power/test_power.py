@@ -149,7 +149,7 @@ def test_a_hanging_bmc_costs_its_deadline_and_never_delays_the_others(fake_site)
         "node n02: BMC 10.0.0.2:623 (fake): get power state: no answer within 0.5 s (hard deadline)"
     )
     assert by["n01"].status == by["n03"].status == "ok"
-    assert took < 0.9
+    assert took < 1.2
     assert batch.exit_code == 1
 
 
@@ -201,7 +201,7 @@ def test_stagger_spaces_power_ons() -> None:
         stagger.wait()
         stamps.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert all(0.08 < gap < 0.2 for gap in gaps)
+    assert all(0.08 < gap < 0.3 for gap in gaps)
 
 
 def test_stagger_in_a_batch(fake_site) -> None:
