@@ -19,6 +19,7 @@ the node's BMC address and type, and the password is looked up here at the momen
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 from dataclasses import dataclass
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from bmprov.nodes import Node
 
 MASK = "********"
-PASSWORD_KEYS = ("password", "password_env", "password_file")
-LAYER_KEYS = ("driver", "username", "port", *PASSWORD_KEYS)
 
 
 class Secret:
@@ -61,7 +60,9 @@ class Secret:
         return MASK
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
+        return isinstance(other, Secret) and hmac.compare_digest(
+            other._value.encode(), self._value.encode()
+        )
 
     def __hash__(self) -> int:
         return hash(self._value)

@@ -11,23 +11,26 @@ naming the node, the BMC and what went wrong.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from bmprov.config import Config
 from bmprov.credentials import CredentialStore
 from bmprov.drivers import (
+    BmcTarget,
     BootDevice,
     DriverSettings,
     PowerAction,
     PowerDriver,
+    driver_class,
     make_driver,
     target_for,
 )
+from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised_map
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.result import BatchResult, NodeResult
@@ -110,6 +113,16 @@ def default_uefi(config: Config) -> bool:
     return bool(config.section("bmc").get("uefi", True))
 
 
+def boot_from_disk(config: Config, nodes: list[Node]) -> BatchResult:
+    """Set every node back to booting from its disk, persistently (end of a reinstall).
+
+    A one-time PXE override already falls back to the disk; this is for sites that set
+    ``[power] provisioning_persistent = true`` or boot persistently from PXE by hand.
+    """
+    request = PowerRequest(bootdev=BootDevice.DISK, persistent=True, uefi=default_uefi(config))
+    return run_power(config, nodes, request)
+
+
 class Stagger:
     """Spaces power-ons ``interval`` seconds apart across all workers (the first goes at once)."""
 
@@ -171,38 +184,13 @@ def run_power(
     batch = BatchResult(action=request.label + (" (dry run)" if dry_run else ""))
     if on_total:
         on_total(len(nodes))
-    for result in _fan_out(nodes, lambda node: _one(run, node), settings.concurrency):
+    work = partial(_guarded, partial(_one, run))
+    for result in supervised_map(nodes, work, settings.concurrency, _timed_out):
         batch.add(result)
         if progress:
             progress(result)
     batch.results.sort(key=lambda r: r.serial)
     return batch
-
-
-def _fan_out(
-    nodes: list[Node], work: Callable[[Node], NodeResult], concurrency: int
-) -> Iterator[NodeResult]:
-    """Run ``work`` on every node with at most ``concurrency`` at a time; yield as they finish.
-
-    Workers are daemon threads, so a call abandoned at its deadline never blocks exit.
-    """
-    todo: queue.SimpleQueue[Node] = queue.SimpleQueue()
-    done: queue.SimpleQueue[NodeResult] = queue.SimpleQueue()
-    for node in nodes:
-        todo.put(node)
-
-    def worker() -> None:
-        while True:
-            try:
-                node = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put(_guarded(work, node))
-
-    for index in range(min(concurrency, len(nodes))):
-        threading.Thread(target=worker, name=f"bmprov-power-{index}", daemon=True).start()
-    for _ in nodes:
-        yield done.get()
 
 
 def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
@@ -215,48 +203,83 @@ def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:
         )
 
 
-def _one(run: _Run, node: Node) -> NodeResult:
-    """Everything the request asks of one node."""
-    start = time.monotonic()
-    try:
-        target = target_for(node, run.store, run.section)
+def _timed_out(node: Node, watch: Watch) -> NodeResult:
+    """The result of a node whose BMC call passed its deadline (reported at the deadline)."""
+    step = "boot" if "boot" in watch.what else watch.what if watch.what == "bmc" else "power"
+    details = {"seconds": round(time.monotonic() - watch.started, 3)}
+    return NodeResult(node.serial, "failed", node.stage, watch.message, step, details)
+
+
+def _find_target(run: _Run, node: Node) -> BmcTarget | NodeResult:
+    """The node's BMC, or the result to report when it has none or it cannot be resolved."""
+    slow = f"node {node.serial}: reading its BMC settings took over {run.drivers.timeout:g} s"
+    try:  # bounded too: a password_file on a hung network filesystem must not hang the batch
+        target = bounded(
+            lambda: target_for(node, run.store, run.section), run.drivers.timeout, "bmc", slow
+        )
+    except DeadlineExceeded:
+        return NodeResult(node.serial, "failed", node.stage, slow, "bmc")
     except BmprovError as exc:
         return NodeResult(node.serial, "failed", node.stage, str(exc), "bmc")
     if target is None:
         message = "no BMC" if run.request.status and not run.request.action else NO_BMC_MESSAGE
         return NodeResult(node.serial, "skipped", node.stage, message, details={"driver": "none"})
-    driver = make_driver(target, run.drivers, dry_run=run.dry_run)
+    return target
+
+
+def _one(run: _Run, node: Node) -> NodeResult:
+    """Everything the request asks of one node."""
+    start = time.monotonic()
+    target = _find_target(run, node)
+    if isinstance(target, NodeResult):
+        return target
     details: dict[str, Any] = {"driver": target.driver, "bmc": target.where}
-    unsupported = _unsupported(run.request, driver)
+    real = driver_class(target.driver)
+    unsupported = _unsupported(run.request, real)
     if unsupported:
         return NodeResult(node.serial, "skipped", node.stage, unsupported, None, details)
-    step = "boot" if run.request.bootdev else "power"
+    driver = make_driver(target, run.drivers, dry_run=run.dry_run)
+    track = {"step": "power"}
     try:
-        done = _steps(run, driver, details)
-        step = "power"
+        if run.dry_run:
+            _check_supported(run.request, real, driver)
+        done = _steps(run, driver, details, track)
     except BmprovError as exc:
         details["seconds"] = round(time.monotonic() - start, 3)
-        return NodeResult(node.serial, "failed", node.stage, str(exc), step, details)
+        return NodeResult(node.serial, "failed", node.stage, str(exc), track["step"], details)
     finally:
         driver.close()
     details["seconds"] = round(time.monotonic() - start, 3)
     if run.dry_run:
-        via = f"via {target.driver} {target.where}"
-        return NodeResult(
-            node.serial,
-            "planned",
-            node.stage,
-            f"would {run.request.describe()} {via}",
-            None,
-            details,
-        )
+        plan = _describe_for(run.request, real)
+        message = f"would {plan} via {target.driver} {target.where}"
+        return NodeResult(node.serial, "planned", node.stage, message, None, details)
     return NodeResult(node.serial, "ok", node.stage, "; ".join(done), None, details)
 
 
-def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]:
-    """Boot device, then stagger + power action, then status; what was done, in words."""
+def _check_supported(request: PowerRequest, real: type[PowerDriver], fake: PowerDriver) -> None:
+    """Dry run: fail as the real driver would on an action it cannot do."""
+    if request.action and request.action not in real.supported_actions:
+        raise fake.error(f"power {request.action} is not supported by the {real.name} driver")
+
+
+def _describe_for(request: PowerRequest, real: type[PowerDriver]) -> str:
+    """The request in words, leaving out what the driver cannot do (WoL: the boot device)."""
+    if request.bootdev and not real.can_set_boot:
+        return f"{replace(request, bootdev=None).describe()} (PXE must be first in its boot order)"
+    return request.describe()
+
+
+def _steps(
+    run: _Run, driver: PowerDriver, details: dict[str, Any], track: dict[str, str]
+) -> list[str]:
+    """Boot device, then stagger + power action, then status; what was done, in words.
+
+    ``track["step"]`` names the step under way (``boot`` or ``power``) for failure reports.
+    """
     request, done = run.request, []
     if request.bootdev and driver.can_set_boot:
+        track["step"] = "boot"
         result = driver.set_boot_device(request.bootdev, request.persistent, request.uefi)
         details["bootdev"] = str(result.device)
         details["boot_verified"] = result.verified
@@ -265,6 +288,7 @@ def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]
         done.append(f"boot {result.device} ({mode}, {how})")
     elif request.bootdev:
         done.append(f"boot device not settable over {driver.name}: PXE must be first")
+    track["step"] = "power"
     if request.action:
         if request.action in POWER_ON_ACTIONS:
             run.stagger.wait()
@@ -275,7 +299,7 @@ def _steps(run: _Run, driver: PowerDriver, details: dict[str, Any]) -> list[str]
     return done
 
 
-def _unsupported(request: PowerRequest, driver: PowerDriver) -> str | None:
+def _unsupported(request: PowerRequest, driver: type[PowerDriver]) -> str | None:
     """Why a request has nothing to do on this driver (WoL status / boot only), or None."""
     if request.action:
         return None

@@ -12,6 +12,10 @@ many threads stalls, freezes or deadlocks:
    and never toggle the mode.
 3. *Lock-order deadlock* (ABBA between ``WAITING_SESSIONS`` and ``KEEPALIVE_SESSIONS``):
    both names become one re-entrant lock.
+4. *Spurious retransmits*: pyghmi resends an unanswered request after 0.5-1.0 s as if every
+   command were idempotent, so a BMC (or a busy client) slower than that gets a chassis
+   cycle twice, and a late duplicate reply can be taken for the next request's answer. The
+   first retry waits 1.5-2.0 s instead; bmprov's own per-call deadline still bounds the call.
 
 The simulators in ``tests/sims`` apply 2 and 3 to pyghmi's server side too.
 """
@@ -27,6 +31,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 WAIT_CAP = 0.02
+INITIAL_RETRY = 1.5  # seconds before pyghmi's first retransmit (its default: 0.5)
 _APPLIED = False
 _LOCK = threading.Lock()
 
@@ -85,4 +90,5 @@ def apply(*, client: bool = True) -> None:
             fix_lock_order(session)
             if client:
                 cap_io_wait(session)
+                session.initialtimeout = INITIAL_RETRY
         _APPLIED = True

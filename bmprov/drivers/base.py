@@ -1,10 +1,10 @@
 """The power/boot driver interface (ironic-style), and the hard deadline around every call.
 
 A driver talks to one node's BMC. Its public methods are template methods: each runs the
-driver's protocol code (``_get_power``, ``_set_power``...) in a helper thread and waits at most
-``settings.timeout`` seconds for it, so no BMC, library bug or lost packet can hold a caller
-longer than that. A call that misses its deadline is abandoned (its daemon thread finishes or
-dies on its own) and reported as a :class:`~bmprov.errors.DriverError` naming the node and BMC.
+driver's protocol code (``_get_power``, ``_set_power``...) under a hard deadline of
+``settings.timeout`` seconds (:mod:`bmprov.drivers.deadline`), so no BMC, library bug or lost
+packet can hold a caller longer than that. A call that misses its deadline is abandoned and
+reported as a :class:`~bmprov.errors.DriverError` naming the node and BMC.
 
 Setting the boot device is verified generically: the driver reads it back; a BMC that reports a
 different device gets one retry and is then reported; a BMC that does not report boot flags at
@@ -14,7 +14,6 @@ all is taken at its word (the command was acknowledged).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from bmprov.credentials import BmcCredentials
+from bmprov.drivers.deadline import DeadlineExceeded, bounded
 from bmprov.errors import DriverError
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,8 @@ class PowerDriver(ABC):
 
     def error(self, message: str) -> DriverError:
         """A :class:`DriverError` naming the node, the BMC and the driver."""
-        return DriverError(
-            f"node {self.target.node}: BMC {self.target.where} ({self.name}): {message}"
-        )
+        where = f"node {self.target.node}: BMC {self.target.where} ({self.target.driver})"
+        return DriverError(f"{where}: {message}")
 
     # ---------------------------------------------------------------- protocol (subclasses)
     @abstractmethod
@@ -228,53 +227,25 @@ class PowerDriver(ABC):
             time.sleep(self.settings.poll_interval)
 
     def _bounded(self, what: str, call: Callable[[], T]) -> T:
+        timeout = f"{what}: no answer within {self.settings.timeout:g} s (hard deadline)"
         try:
-            return call_with_deadline(call, self.settings.timeout, f"{self.target.node} {what}")
+            return bounded(call, self.settings.timeout, what, str(self.error(timeout)))
         except DeadlineExceeded:
-            raise self.error(
-                f"{what}: no answer within {self.settings.timeout:g} s (hard deadline)"
-            ) from None
+            raise self.error(timeout) from None
         except DriverError:
             raise
         except Exception as exc:  # a library failure we did not map: still name the BMC
             log.debug("%s: %s failed", self.target.node, what, exc_info=True)
-            raise self.error(f"{what}: {describe_exception(exc)}") from None
+            raise self.error(f"{what}: {self._describe(exc)}") from None
 
-
-class DeadlineExceeded(Exception):
-    # An internal signal, turned into a DriverError by PowerDriver._bounded; never shown.
-    """A bounded call did not finish in time."""
-
-
-def call_with_deadline(call: Callable[[], T], seconds: float, name: str = "bmc-call") -> T:
-    """Run ``call`` in a daemon thread; return its result or re-raise its exception.
-
-    :raises DeadlineExceeded: it did not finish within ``seconds`` (the thread is abandoned).
-    """
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as exc:  # handed to the caller
-            box["error"] = exc
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=run, name=f"bmprov:{name}"[:60], daemon=True)
-    thread.start()
-    if not done.wait(seconds):
-        raise DeadlineExceeded(name)
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
+    def _describe(self, exc: BaseException) -> str:
+        """One line for a library exception this driver did not map itself."""
+        return describe_exception(exc)
 
 
 def describe_exception(exc: BaseException) -> str:
     """A one-line description of a library exception, never empty, never a repr of locals."""
     text = " ".join(str(exc).split())
     if not text or text == "None":
-        return f"no answer ({type(exc).__name__} without a message)"
+        return f"{type(exc).__name__} (no details)"
     return f"{text[:200]}"

@@ -30,7 +30,8 @@ class FakeBmc:
     bootdev: BootDevice = BootDevice.DISK
     persistent: bool = True
     uefi: bool = True
-    refuse: str | None = None  # every call fails with this message
+    refuse: str | None = None  # calls fail with this message (all, or those in refuse_only)
+    refuse_only: str = ""  # e.g. "power": only calls whose name starts with it are refused
     hang: bool = False  # every call blocks (until released), to test deadlines
     ignore_bootdev: bool = False  # acknowledges boot device changes but keeps the old one
     report_bootdev: bool = True  # False: like ipmi_sim, never reports boot flags
@@ -81,7 +82,7 @@ class FakeDriver(PowerDriver):
             time.sleep(bmc.delay)
         if bmc.hang:
             LAB.release.wait()
-        if bmc.refuse:
+        if bmc.refuse and what.startswith(bmc.refuse_only):
             raise self.error(bmc.refuse)
         return bmc
 

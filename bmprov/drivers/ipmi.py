@@ -17,6 +17,8 @@ stalls, freezes or deadlocks under threads (shared/peers/bmc.md). What this driv
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import socket
 import threading
@@ -48,7 +50,8 @@ LOGIN_MESSAGES = {
     "Unauthorized name in RAKP2": "login refused: unknown user {user!r}",
 }
 
-_SESSIONS: dict[tuple[str, int, str, str], Any] = {}
+_SESSIONS: dict[tuple[str, int, str, str], tuple[Any, tuple[Any, ...]]] = {}
+"""Logged-in Commands by (host, port, user, password digest), with pyghmi's own cache key."""
 _SESSIONS_LOCK = threading.Lock()
 
 
@@ -82,8 +85,10 @@ class IpmiDriver(PowerDriver):
             cmd.set_power("on")
             return "was off: powered on"
         reply = cmd.raw_command(netfn=0, command=2, data=[CHASSIS_CONTROL_CYCLE])
-        if reply.get("error") or reply.get("code"):
-            raise self.error(f"power cycle refused: {reply.get('error') or reply.get('code')}")
+        if reply.get("error"):
+            raise self.error(f"power cycle refused: {reply['error']}")
+        if reply.get("code"):
+            raise self.error(f"power cycle refused (completion code 0x{reply['code']:02x})")
         return "power-cycled"
 
     def _set_boot(self, device: BootDevice, persistent: bool, uefi: bool) -> None:
@@ -113,15 +118,17 @@ class IpmiDriver(PowerDriver):
     def _command(self) -> Any:
         """The logged-in pyghmi Command for this BMC (probe + login on first use)."""
         with _SESSIONS_LOCK:
-            cmd = _SESSIONS.get(self._key)
-        if cmd is not None and not cmd.ipmi_session.broken:
-            return cmd
-        cmd = self._login()
+            cached = _SESSIONS.get(self._key)
+        if cached is not None and not cached[0].ipmi_session.broken:
+            return cached[0]
+        cmd, pyghmi_key = self._login()
         with _SESSIONS_LOCK:
-            _SESSIONS[self._key] = cmd
+            if not _SESSIONS:
+                _logout_at_exit()
+            _SESSIONS[self._key] = (cmd, pyghmi_key)
         return cmd
 
-    def _login(self) -> Any:
+    def _login(self) -> tuple[Any, tuple[Any, ...]]:
         creds = self.target.credentials
         if creds is None:
             raise self.error("no credentials")
@@ -130,18 +137,19 @@ class IpmiDriver(PowerDriver):
         _pyghmi_fixes.apply()
         from pyghmi.ipmi import command  # noqa: PLC0415  (heavy import, IPMI nodes only)
 
-        _forget_broken(host, port, creds.username, creds.password.reveal())
+        key = (host, creds.username, creds.password.reveal(), port, None)
+        _forget(key, only_broken=True)
         try:
             cmd = command.Command(
                 bmc=host, userid=creds.username, password=creds.password.reveal(), port=port
             )
         except Exception as exc:
-            _forget_broken(host, port, creds.username, creds.password.reveal())
+            _forget(key, only_broken=True)
             raise self.error(self._login_message(exc)) from None
         if cmd.ipmi_session.broken:
-            _forget_broken(host, port, creds.username, creds.password.reveal())
+            _forget(key, only_broken=True)
             raise self.error("session broken right after login (BMC stopped answering)")
-        return cmd
+        return cmd, key
 
     def _login_message(self, exc: Exception) -> str:
         text = str(exc)
@@ -152,15 +160,68 @@ class IpmiDriver(PowerDriver):
             return "no answer to the IPMI login (BMC down, or not speaking IPMI 2.0/RMCP+)"
         return f"login failed: {describe_exception(exc)}"
 
+    def _describe(self, exc: BaseException) -> str:
+        """pyghmi reports a BMC that stopped answering as ``IpmiException(None)``."""
+        text = str(exc)
+        if type(exc).__name__ == "IpmiException" and text in ("None", ""):
+            return "no answer from the BMC (IPMI session timed out)"
+        if text == "Session no longer connected":
+            return "no answer from the BMC (IPMI session lost)"
+        return describe_exception(exc)
 
-def _forget_broken(host: str, port: int, user: str, password: str) -> None:
-    """Drop pyghmi's cached half-open session, which it would otherwise hand back broken."""
+
+def _forget(key: tuple[Any, ...], *, only_broken: bool) -> None:
+    """Drop pyghmi's cached session for ``key``, which it would otherwise hand back as is.
+
+    pyghmi 1.6.19 never removes these entries (it deletes them under a key with the user and
+    password as bytes), so a new ``Command`` after a failure or a logout would get the old one.
+    """
     from pyghmi.ipmi.private import session  # noqa: PLC0415
 
-    key = (host, user, password, port, None)
     cached = session.Session.initting_sessions.get(key)
-    if cached is not None and getattr(cached, "broken", False):
+    if cached is not None and (not only_broken or getattr(cached, "broken", False)):
         session.Session.initting_sessions.pop(key, None)
+
+
+LOGOUT_AT_EXIT = 1.0  # seconds the process may spend closing sessions when it exits
+_EXIT_HOOK: list[bool] = []
+
+
+def _logout_at_exit() -> None:
+    """Close our sessions when the process exits (once): BMCs have few session slots.
+
+    Not after each batch: a process that runs several batches keeps its sessions, and a
+    logout racing a new login would hand pyghmi's half-closed session to the next batch.
+    """
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(logout_all, LOGOUT_AT_EXIT)
+
+
+def logout_all(timeout: float) -> int:
+    """Close every session this process opened, in parallel, waiting at most ``timeout``.
+
+    :returns: how many sessions were asked to close.
+    """
+    with _SESSIONS_LOCK:
+        opened = list(_SESSIONS.values())
+        _SESSIONS.clear()
+
+    def close(cmd: Any, key: tuple[Any, ...]) -> None:
+        with contextlib.suppress(Exception):  # a BMC gone silent: its session just expires
+            cmd.ipmi_session.logout()
+        _forget(key, only_broken=False)
+
+    threads = [
+        threading.Thread(target=close, args=entry, name="bmprov-ipmi-logout", daemon=True)
+        for entry in opened
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return len(opened)
 
 
 # -------------------------------------------------------------------- liveness probe

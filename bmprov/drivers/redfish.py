@@ -79,14 +79,17 @@ class RedfishDriver(PowerDriver):
         return "ForceRestart", "power-cycled (ForceRestart)"
 
     def _set_boot(self, device: BootDevice, persistent: bool, uefi: bool) -> None:
-        system = self._get(self._system_path())
+        reply = self._request("GET", self._system_path())
+        system = self._json(reply, self._system_path())
         boot: dict[str, Any] = {
             "BootSourceOverrideTarget": BOOT_TARGETS[device],
             "BootSourceOverrideEnabled": "Continuous" if persistent else "Once",
         }
         if "BootSourceOverrideMode" in (system.get("Boot") or {}):
             boot["BootSourceOverrideMode"] = "UEFI" if uefi else "Legacy"
-        self._request("PATCH", self._system_path(), {"Boot": boot})
+        etag = reply.headers.get("ETag")  # some BMCs refuse a PATCH without If-Match
+        headers = {"If-Match": etag} if etag else None
+        self._request("PATCH", self._system_path(), {"Boot": boot}, headers)
 
     def _get_boot(self) -> BootReadback:
         boot = self._get(self._system_path()).get("Boot") or {}
@@ -123,6 +126,10 @@ class RedfishDriver(PowerDriver):
             if creds is not None:
                 http.auth = (creds.username, creds.password.reveal())
             http.verify = bool(self.settings.options.get("verify_tls", True))
+            if not http.verify:  # the operator chose it: do not warn on every request
+                import urllib3  # noqa: PLC0415
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             http.headers.update({"Accept": "application/json", "OData-Version": "4.0"})
             self._http = http
         return self._http
@@ -140,7 +147,13 @@ class RedfishDriver(PowerDriver):
         return self._system
 
     def _get(self, path: str) -> dict[str, Any]:
-        data = self._request("GET", path).json()
+        return self._json(self._request("GET", path), path)
+
+    def _json(self, reply: requests.Response, path: str) -> dict[str, Any]:
+        try:
+            data = reply.json()
+        except ValueError:
+            data = None
         if not isinstance(data, dict):
             raise self.error(f"GET {path}: the answer is not a JSON object")
         return data
@@ -149,12 +162,21 @@ class RedfishDriver(PowerDriver):
         self._request("POST", path, body)
 
     def _request(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         timeout = (self.settings.connect_timeout, self.settings.timeout)
         try:
             reply = self._session().request(
-                method, self._root + path, json=body, timeout=timeout, allow_redirects=False
+                method,
+                self._root + path,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
             )
         except requests.exceptions.RequestException as exc:
             raise self.error(f"{method} {path}: {self._transport_message(exc)}") from None

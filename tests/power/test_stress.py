@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from bmprov.drivers import BootDevice, PowerAction
-from bmprov.drivers.base import call_with_deadline
+from bmprov.drivers.deadline import call_with_deadline
 from bmprov.nodes import list_nodes
 from bmprov.power import PowerRequest, PowerSettings, run_power
 from tests.sims.fixtures import LabBmcFarm, add_nodes, configure_bmc

@@ -41,6 +41,10 @@ DEAD_PORT, UDP_BLACKHOLE_PORT, TCP_BLACKHOLE_PORT = 19555, 19556, 19558
 REDFISH_PORT = 19800
 
 
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
+"""Command prefix: the simulator gets SIGTERM if pytest itself dies (even by SIGKILL)."""
+
+
 def stop(proc: subprocess.Popen[Any]) -> None:
     """Terminate a child we started, by PID; kill it if it lingers."""
     if proc.poll() is None:
@@ -101,6 +105,7 @@ class LabBmcFarm:
             log = self.log_dir / f"labbmc-{first}.log"
             proc = subprocess.Popen(
                 [
+                    *DIE_WITH_PARENT,
                     sys.executable,
                     "-m",
                     "tests.sims.labbmc",
@@ -166,6 +171,7 @@ class IpmiSim:
         log = self.state_dir / "ipmi_sim.log"
         self.proc = subprocess.Popen(
             [
+                *DIE_WITH_PARENT,
                 "ipmi_sim",
                 "-c",
                 "lan.conf",
@@ -239,6 +245,7 @@ class RedfishEmulator:
         log = self.state_dir / "emulator.log"
         self.proc = subprocess.Popen(
             [
+                *DIE_WITH_PARENT,
                 sys.executable,
                 str(HERE / "redfish_emulator.py"),
                 "--config",
