@@ -321,11 +321,11 @@ def test_wake_on_lan_to_a_loopback_listener(cli, site, monkeypatch) -> None:
     assert "not supported by the wol driver" in json.loads(off.stdout)["results"][0]["message"]
     dry = cli("power", "off", "-s", "w1", "--json", "--dry-run")
     assert json.loads(dry.stdout)["results"][0]["message"] == (
-        "node w1: BMC 127.0.0.1:19009 (wol): power off is not supported by the wol driver"
+        f"node w1: BMC 127.0.0.1:{WOL_PORT} (wol): power off is not supported by the wol driver"
     )
     dry = cli("power", "cycle", "--bootdev", "pxe", "-s", "w1", "--json", "--dry-run")
     assert json.loads(dry.stdout)["results"][0]["message"] == (
-        "would power cycle (PXE must be first in its boot order) via wol 127.0.0.1:19009"
+        f"would power cycle (PXE must be first in its boot order) via wol 127.0.0.1:{WOL_PORT}"
     )
 
 

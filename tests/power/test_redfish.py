@@ -15,7 +15,7 @@ from bmprov.credentials import BmcCredentials, Secret
 from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
 from bmprov.drivers.redfish import RedfishDriver
 from bmprov.errors import DriverError
-from tests.sims.fixtures import DEAD_PORT, PASSWORD, TCP_BLACKHOLE_PORT, USER
+from tests.sims.fixtures import DEAD_PORT, PASSWORD, REDFISH_PORT, TCP_BLACKHOLE_PORT, USER
 
 pytestmark = pytest.mark.peer
 
@@ -67,14 +67,14 @@ def failure(bmc: RedfishDriver) -> tuple[str, float]:
 
 def test_wrong_password(redfish) -> None:
     message, took = failure(driver(redfish.port, password="not-it"))
-    assert "login refused (HTTP 401)" in message and "RF19800" in message
+    assert "login refused (HTTP 401)" in message and f"RF{REDFISH_PORT}" in message
     assert "not-it" not in message
     assert took < 1.0
 
 
 def test_dead_port_fails_at_once() -> None:
     message, took = failure(driver(DEAD_PORT))
-    assert "connection refused" in message and "127.0.0.1:19555" in message
+    assert "connection refused" in message and f"127.0.0.1:{DEAD_PORT}" in message
     assert took < 0.5  # sushy's defaults take 27 s here
 
 

@@ -15,7 +15,7 @@ from bmprov.drivers import BootDevice, PowerAction
 from bmprov.drivers.deadline import call_with_deadline
 from bmprov.nodes import list_nodes
 from bmprov.power import PowerRequest, PowerSettings, run_power
-from tests.sims.fixtures import LabBmcFarm, add_nodes, configure_bmc
+from tests.sims.fixtures import STRESS_HTTP, STRESS_PORT, LabBmcFarm, add_nodes, configure_bmc
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 ROUNDS, COUNT = 20, 200
@@ -23,7 +23,7 @@ ROUNDS, COUNT = 20, 200
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabBmcFarm]:
-    farm = LabBmcFarm(19200, COUNT, 19980, 4, tmp_path_factory.mktemp("stress"))
+    farm = LabBmcFarm(STRESS_PORT, COUNT, STRESS_HTTP, 4, tmp_path_factory.mktemp("stress"))
     try:
         yield farm.start()
     finally:

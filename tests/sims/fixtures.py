@@ -1,11 +1,13 @@
 """Simulated BMCs for the power tests: start them, read their state out-of-band, stop them.
 
-Everything binds 127.0.0.1 in the power feature's port range (19000-19999); each simulator
-is a child process killed by its PID at teardown, even when the test fails.
+Everything binds 127.0.0.1 in a block of 1,000 ports chosen per test run (PORT_BASE: 19000,
+20000, ... 31000, below the ephemeral range; free at start-up), so two test runs on one
+machine never collide; `BMPROV_TEST_PORT_BASE` pins it. Each simulator is a child process
+killed by its PID at teardown, even when the test fails.
 
-Ports: ipmi_sim 19001; labbmc 19100-19109 (HTTP 19990); stress farm 19200-19399 (HTTP
-19980-19983); bench farm 19400-19599 (HTTP 19984-19987); Redfish 19800; Wake-on-LAN 19009;
-nothing listening 19555; UDP black hole 19556; TCP black hole 19558.
+Offsets from PORT_BASE: ipmi_sim +1; Wake-on-LAN +9; labbmc +100..+109 (HTTP +990); stress
+farm +200..+399 (HTTP +980..+983); Redfish +800; nothing listening +555; UDP black hole +556;
+TCP black hole +558. (The benchmark uses its own farm on 19400-19599.)
 """
 
 from __future__ import annotations
@@ -34,11 +36,49 @@ from bmprov.drivers.ipmi import probe
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 USER, PASSWORD = "admin", "password"
-IPMI_SIM_PORT = 19001
-LABBMC_PORT, LABBMC_HTTP = 19100, 19990
-WOL_PORT = 19009
-DEAD_PORT, UDP_BLACKHOLE_PORT, TCP_BLACKHOLE_PORT = 19555, 19556, 19558
-REDFISH_PORT = 19800
+
+
+def _block_is_free(base: int) -> bool:
+    """True when the block's fixed ports can be bound now (UDP and TCP)."""
+    for offset, kind in (
+        (1, socket.SOCK_DGRAM),
+        (9, socket.SOCK_DGRAM),
+        (100, socket.SOCK_DGRAM),
+        (200, socket.SOCK_DGRAM),
+        (800, socket.SOCK_STREAM),
+        (990, socket.SOCK_STREAM),
+    ):
+        with socket.socket(socket.AF_INET, kind) as probe_socket:
+            try:
+                probe_socket.bind(("127.0.0.1", base + offset))
+            except OSError:
+                return False
+    return True
+
+
+def _port_base() -> int:
+    pinned = os.environ.get("BMPROV_TEST_PORT_BASE")
+    if pinned:
+        return int(pinned)
+    blocks = [19000 + 1000 * k for k in range(13)]
+    start = os.getpid() % len(blocks)
+    for base in blocks[start:] + blocks[:start]:
+        if _block_is_free(base):
+            return base
+    return blocks[start]
+
+
+PORT_BASE = _port_base()
+IPMI_SIM_PORT = PORT_BASE + 1
+LABBMC_PORT, LABBMC_HTTP = PORT_BASE + 100, PORT_BASE + 990
+STRESS_PORT, STRESS_HTTP = PORT_BASE + 200, PORT_BASE + 980
+WOL_PORT = PORT_BASE + 9
+DEAD_PORT, UDP_BLACKHOLE_PORT, TCP_BLACKHOLE_PORT = (
+    PORT_BASE + 555,
+    PORT_BASE + 556,
+    PORT_BASE + 558,
+)
+REDFISH_PORT = PORT_BASE + 800
 
 
 DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
@@ -145,7 +185,7 @@ class LabBmcFarm:
 
 @pytest.fixture(scope="module")
 def labbmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabBmcFarm]:
-    """Four pyghmi-based BMCs on 127.0.0.1:19100-19103 (state: HTTP 19990)."""
+    """Four pyghmi-based BMCs on 127.0.0.1:LABBMC_PORT+0..3 (state: HTTP LABBMC_HTTP)."""
     farm = LabBmcFarm(LABBMC_PORT, 4, LABBMC_HTTP, 1, tmp_path_factory.mktemp("labbmc"))
     try:
         yield farm.start()
@@ -209,7 +249,7 @@ class IpmiSim:
 
 @pytest.fixture(scope="module")
 def ipmi_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpmiSim]:
-    """OpenIPMI's ipmi_sim on 127.0.0.1:19001 (admin/password)."""
+    """OpenIPMI's ipmi_sim on 127.0.0.1:IPMI_SIM_PORT (admin/password)."""
     if not shutil.which("ipmi_sim"):
         pytest.skip("ipmi_sim (apt openipmi) is not installed")
     sim = IpmiSim(IPMI_SIM_PORT, tmp_path_factory.mktemp("ipmisim"))
@@ -283,7 +323,7 @@ class RedfishEmulator:
 
 @pytest.fixture(scope="module")
 def redfish(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishEmulator]:
-    """sushy-emulator on 127.0.0.1:19800 with two fake systems (admin/password)."""
+    """sushy-emulator on 127.0.0.1:REDFISH_PORT with two fake systems (admin/password)."""
     emulator = RedfishEmulator(REDFISH_PORT, tmp_path_factory.mktemp("redfish"))
     try:
         yield emulator.start()
@@ -320,7 +360,7 @@ def add_nodes(db: StateDB, rows: list[dict[str, Any]], stage: str = "mounting") 
                 )
 
 
-BMC_TEST_CONFIG = """
+BMC_TEST_CONFIG = f"""
 [bmc]
 username = "admin"
 password_env = "BMPROV_TEST_BMC_PASSWORD"
@@ -333,7 +373,7 @@ scheme = "http"
 
 [bmc.wol]
 host = "127.0.0.1"
-port = 19009
+port = {WOL_PORT}
 """
 
 

@@ -161,8 +161,8 @@ def main() -> int:
     parser.add_argument("--initial-power", default="off", choices=["on", "off"])
     args = parser.parse_args()
     for port in (args.base_port, args.base_port + args.count - 1, args.http_port):
-        if not 19000 <= port <= 19999:
-            sys.exit(f"ports must stay in 19000-19999 (got {port})")
+        if not 19000 <= port <= 31999:
+            sys.exit(f"ports must stay in 19000-31999 (got {port})")
     serversession.ServerSession = StrictServerSession
     _pyghmi_fixes.apply(client=False)
     ipmisession.myself = "127.0.0.1"  # pyghmi's self-wakeup address, for IPv4 sockets
