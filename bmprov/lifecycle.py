@@ -98,7 +98,11 @@ def _load_builtin_actions() -> None:
         importlib.import_module(module)
 
 
-BUILTIN_ACTION_MODULES: list[str] = ["bmprov.networking", "bmprov.power_hook"]
+BUILTIN_ACTION_MODULES: list[str] = [
+    "bmprov.networking",
+    "bmprov.power_hook",
+    "bmprov.deployed_hook",
+]
 """Modules whose import registers a shipped stage action."""
 
 
