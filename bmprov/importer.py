@@ -26,6 +26,7 @@ from bmprov import bulkcheck, install_options, states, validate
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import Problem, ValidationFailed
+from bmprov.nodes import NODE_FIELDS
 from bmprov.sheets import Cell, Sheet, open_sheet
 
 Target = Literal["node", "macs", "install"]
@@ -200,18 +201,8 @@ ROW_CHECKS: list[Callable[[dict[str, Any]], tuple[str, str] | None]] = [
 
 They see the row's install options and node fields, and run for sheets with install columns."""
 
-NODE_COLUMNS = (
-    "model",
-    "os",
-    "hostname",
-    "site",
-    "rack",
-    "unit",
-    "notes",
-    "asset_tag",
-    "bmc_address",
-    "bmc_type",
-)
+NODE_COLUMNS = tuple(f for f in NODE_FIELDS if f != "serial")
+"""Node fields a sheet row carries besides its serial, in the order SheetRow.node keeps them."""
 NODE_INDEX = {name: i for i, name in enumerate(NODE_COLUMNS)}
 _NO_INSTALL: dict[str, Any] = {}
 
