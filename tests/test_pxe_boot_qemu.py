@@ -12,8 +12,13 @@ and the node advanced through the CLI; then the machine boots:
   ``BOOTIF`` of its MAC), and the kickstart must have been served;
 * after ``bmprov pxe clear``: the same machine boots its local disk (QEMU exits 67), no callback.
 
-BIOS: SeaBIOS + the NIC's iPXE ROM → pxelinux. UEFI: OVMF's own PXE → GRUB netboot, whose
-cleared entry must chainload the ESP's loader (``exit`` would take minutes, pxe-boot.md §9.11).
+Three loaders, each picked by the site's ``[dhcp] boot_filename`` (bmprov sends it per host):
+
+* BIOS: SeaBIOS + the NIC's iPXE ROM → ``pxelinux.0`` → ``pxelinux.cfg/01-<mac>``;
+* UEFI: OVMF's own PXE → GRUB netboot → ``grub/grub.cfg-01-<mac>``, whose cleared entry must
+  chainload the ESP's loader (``exit`` would take minutes, pxe-boot.md §9.11);
+* iPXE: the NIC's iPXE ROM → bmprov's ``boot.ipxe`` → ``ipxe/mac-<mac>.ipxe`` (cleared:
+  ``sanboot`` of the first disk).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from bmprov.config import load_config
 from bmprov.db import StateDB
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import get_node
@@ -52,13 +58,34 @@ class Machine:
     serial: str
     mac: str
     firmware: str  # bios | uefi
-    boot_filename: str
-    pool: str  # the addresses this site may hand out (two sites share the lab)
+    boot_filename: str  # [dhcp] boot_filename, relative to the TFTP root
+    pool: str  # the addresses this site may hand out (the sites share the lab)
+    loader_mark: str  # in /proc/cmdline only if the expected loader booted the kernel
 
 
-BIOS = Machine("QEMUBIOS01", "52:54:00:34:00:01", "bios", "pxelinux.0", "10.234.0.10-10.234.0.19")
+BIOS = Machine(
+    "QEMUBIOS01",
+    "52:54:00:34:00:01",
+    "bios",
+    "pxelinux.0",
+    "10.234.0.10-10.234.0.19",
+    f"BOOT_IMAGE={OS_NAME}/vmlinuz",  # pxelinux
+)
 UEFI = Machine(
-    "QEMUUEFI01", "52:54:00:34:00:02", "uefi", "grub/x86_64-efi/core.efi", "10.234.0.20-10.234.0.29"
+    "QEMUUEFI01",
+    "52:54:00:34:00:02",
+    "uefi",
+    "grub/x86_64-efi/core.efi",
+    "10.234.0.20-10.234.0.29",
+    f"BOOT_IMAGE=/{OS_NAME}/vmlinuz",  # GRUB
+)
+IPXE = Machine(
+    "QEMUIPXE01",
+    "52:54:00:34:00:03",
+    "bios",
+    "http/boot.ipxe",  # bmprov's boot.ipxe: the lab's HTTP root is inside its TFTP root
+    "10.234.0.30-10.234.0.39",
+    "initrd=initrd.img",  # iPXE
 )
 
 
@@ -117,7 +144,9 @@ def provision(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> tuple[Path, 
     with peers.netns(pxe.ns):  # OMAPI listens on 127.0.0.1 inside the lab namespace
         run = cli("--config", config, "advance", "--stage", "networking", "--all")
     assert run.exit_code == 0, run.stdout + run.stderr
-    with StateDB(tmp / "site" / "bmprov.sqlite") as db:
+    run = cli("--config", config, "pxe", "render")  # the operator's first render: defaults
+    assert run.exit_code == 0, run.stdout + run.stderr
+    with StateDB(load_config(config).state_path) as db:
         node = get_node(db, machine.serial)
     assert node.stage == "os_provisioning" and node.ip
     return config, node.ip
@@ -155,6 +184,7 @@ def check_pxe_boot(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> None:
     assert f"inst.ks={ks_url}" in cmdline, cmdline  # this node's entry, not some other file
     assert f"BOOTIF=01-{machine.mac.replace(':', '-')}" in cmdline, cmdline
     assert "console=ttyS0,115200" in cmdline  # [boot] kernel_args reached the kernel
+    assert machine.loader_mark in cmdline, cmdline
     ks = (pxe.http_root / "ks" / f"{machine.serial}.cfg").read_bytes()
     assert callback.query["ks_bytes"] == str(len(ks))  # the kickstart was served to the node
     assert install.exit_code == 0, explain(pxe, install)  # the initrd powered off
@@ -165,7 +195,7 @@ def check_pxe_boot(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> None:
     assert local.exit_code == guest.LOCAL_DISK_EXIT, explain(pxe, local)
     assert guest.LOCAL_DISK_MARKER in local.serial
     assert local.callbacks == []
-    print(f"{machine.firmware}: callback {install.seconds:.1f} s, local disk {local.seconds:.1f} s")
+    print(f"{machine.serial}: callback {install.seconds:.1f} s, local disk {local.seconds:.1f} s")
 
 
 def test_bios_pxelinux_install_then_local_disk(cli, tmp_path: Path, pxe: lab.PxeLab) -> None:
@@ -180,3 +210,7 @@ def test_uefi_grub_install_then_esp_chainload(cli, tmp_path: Path, pxe: lab.PxeL
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     check_pxe_boot(cli, tmp_path, pxe, UEFI)
+
+
+def test_bios_ipxe_script_install_then_local_disk(cli, tmp_path: Path, pxe: lab.PxeLab) -> None:
+    check_pxe_boot(cli, tmp_path, pxe, IPXE)

@@ -51,9 +51,13 @@ def cache_dir() -> Path:
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> str:
-    return subprocess.run(
-        [str(a) for a in args], check=True, capture_output=True, text=True, cwd=cwd, timeout=600
-    ).stdout
+    """A command's stdout; RuntimeError with its stderr if it fails."""
+    proc = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))}: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def download(package: str, dl: Path) -> Path:
@@ -62,7 +66,7 @@ def download(package: str, dl: Path) -> Path:
     if not found:
         try:
             run("apt-get", "download", package, cwd=dl)
-        except subprocess.CalledProcessError:
+        except RuntimeError:
             run("apt-get", "update", "-qq")
             run("apt-get", "download", package, cwd=dl)
         found = sorted(dl.glob(f"{package}_*.deb"))
@@ -108,10 +112,11 @@ def _build(kdeb: Path, bdeb: Path, out: Path) -> None:
         moddir = work / f"k/lib/modules/{kver}"
         entries = _tree(busybox, _modules(moddir))
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(work / f"k/boot/vmlinuz-{kver}", out / "vmlinuz.tmp")
-        (out / "initrd.gz.tmp").write_bytes(gzip.compress(cpio_newc(entries), mtime=0))
-        os.replace(out / "vmlinuz.tmp", out / "vmlinuz")
-        os.replace(out / "initrd.gz.tmp", out / "initrd.gz")
+        kernel, initrd = out / f"vmlinuz.{os.getpid()}", out / f"initrd.gz.{os.getpid()}"
+        shutil.copyfile(work / f"k/boot/vmlinuz-{kver}", kernel)
+        initrd.write_bytes(gzip.compress(cpio_newc(entries), mtime=0))
+        os.replace(kernel, out / "vmlinuz")  # the initrd last: it marks a complete build
+        os.replace(initrd, out / "initrd.gz")
 
 
 def _modules(moddir: Path) -> list[tuple[str, bytes]]:

@@ -263,7 +263,8 @@ def _http(lab: PxeLab) -> Iterator[None]:
 def pxe_lab(directory: Path) -> Iterator[PxeLab]:
     """The namespace, its servers and an empty TFTP/HTTP root; all torn down on exit."""
     ns = f"{PREFIX}{os.getpid()}-{next(_counter)}"
-    tftp, web = directory / "tftp", directory / "http"
+    tftp = directory / "tftp"
+    web = tftp / "http"  # inside the TFTP root too: iPXE can fetch http/boot.ipxe by TFTP
     for root in (directory, tftp, web):
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)
