@@ -174,7 +174,7 @@ def check_pxe_boot(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> None:
     config, ip = provision(cli, tmp, pxe, machine)
     args = qemu_args(tmp, machine)
 
-    install = pxe.boot(f"{machine.firmware}-install", args, INSTALL_TIMEOUT, until_callback=True)
+    install = pxe.boot(f"{machine.serial}-install", args, INSTALL_TIMEOUT, until_callback=True)
     assert len(install.callbacks) == 1, explain(pxe, install)
     callback = install.callbacks[0]
     assert callback.client == ip, explain(pxe, install)
@@ -191,7 +191,7 @@ def check_pxe_boot(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> None:
 
     run = cli("--config", config, "pxe", "clear", machine.serial)
     assert run.exit_code == 0, run.stdout + run.stderr
-    local = pxe.boot(f"{machine.firmware}-local", args, LOCAL_TIMEOUT, until_callback=False)
+    local = pxe.boot(f"{machine.serial}-local", args, LOCAL_TIMEOUT, until_callback=False)
     assert local.exit_code == guest.LOCAL_DISK_EXIT, explain(pxe, local)
     assert guest.LOCAL_DISK_MARKER in local.serial
     assert local.callbacks == []

@@ -83,7 +83,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     lab: PxeLab
 
     def log_message(self, format: str, *args: object) -> None:
-        self.lab.requests.append((self.client_address[0], format % args))
+        self.lab.requests.append((time.time(), self.client_address[0], format % args))
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -107,33 +107,47 @@ class PxeLab:
     secret: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     callbacks: list[Callback] = field(default_factory=list)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[tuple[float, str, str]] = field(default_factory=list)  # time, client, line
 
-    def start(self, name: str, *args: str | Path) -> subprocess.Popen[bytes]:
-        """A daemon inside the namespace, our direct child, output in ``<dir>/<name>.log``."""
+    def start(self, name: str, *args: str | Path, pipe: bool = False) -> subprocess.Popen[bytes]:
+        """A daemon inside the namespace, our direct child, output in ``<dir>/<name>.log``.
+
+        ``pipe``: stdout is a pipe for the caller to read (stderr still goes to the log).
+        """
         with (self.dir / f"{name}.log").open("wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns, *map(str, args)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if pipe else out,
+                stderr=out if pipe else subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.procs.append(proc)
         return proc
 
     def boot(self, name: str, qemu_args: list[str], timeout: float, until_callback: bool) -> Boot:
-        """Run QEMU on the tap until it exits (or, with ``until_callback``, calls back)."""
-        serial = self.dir / f"{name}.serial.log"
+        """Run QEMU on the tap until it exits (or, with ``until_callback``, calls back).
+
+        The serial console is kept in ``<dir>/<name>.serial.log``, each line prefixed with the
+        seconds since QEMU started (firmware and loaders print no time of their own).
+        """
         seen = len(self.callbacks)
         started = time.monotonic()
+        self.requests.append((time.time(), "-", f"===== {name}: qemu starts"))
         proc = self.start(
             f"{name}.qemu",
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1", "-nodefaults",
-            "-display", "none", "-no-reboot", "-serial", f"file:{serial}",
+            "-display", "none", "-no-reboot",
+            "-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no",
             *qemu_args,
+            pipe=True,
         )  # fmt: skip
+        console: list[bytes] = []
+        reader = threading.Thread(
+            target=_timestamp, args=(proc, started, self.dir / f"{name}.serial.log", console)
+        )
+        reader.start()
         code: int | None = None
         deadline = started + timeout
         while time.monotonic() < deadline:
@@ -146,7 +160,8 @@ class PxeLab:
                 code = proc.wait(20)  # the initrd powers off right after calling back
         elapsed = time.monotonic() - started
         self.stop(proc)
-        text = serial.read_bytes().decode(errors="replace") if serial.exists() else ""
+        reader.join(10)
+        text = b"".join(console).decode(errors="replace")
         return Boot(code, elapsed, self.callbacks[seen:], text)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
@@ -159,6 +174,17 @@ class PxeLab:
                 proc.wait(5)
         if proc in self.procs:
             self.procs.remove(proc)
+
+
+def _timestamp(
+    proc: subprocess.Popen[bytes], started: float, path: Path, console: list[bytes]
+) -> None:
+    """Copy QEMU's serial console (its stdout) to ``path``, each line with +seconds."""
+    assert proc.stdout is not None
+    with path.open("wb") as out:
+        for line in proc.stdout:
+            console.append(line)
+            out.write(b"%7.2f " % (time.monotonic() - started) + line)
 
 
 def can_run() -> bool:
