@@ -23,6 +23,7 @@ Three loaders, each picked by the site's ``[dhcp] boot_filename`` (bmprov sends 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ class Machine:
     mac: str
     firmware: str  # bios | uefi
     boot_filename: str  # [dhcp] boot_filename, relative to the TFTP root
-    pool: str  # the addresses this site may hand out (the sites share the lab)
+    pool: tuple[str, str]  # the addresses this site may hand out (the sites share the lab)
     loader_mark: str  # in /proc/cmdline only if the expected loader booted the kernel
 
 
@@ -68,7 +69,7 @@ BIOS = Machine(
     "52:54:00:34:00:01",
     "bios",
     "pxelinux.0",
-    "10.234.0.10-10.234.0.19",
+    ("10.234.0.10", "10.234.0.19"),
     f"BOOT_IMAGE={OS_NAME}/vmlinuz",  # pxelinux
 )
 UEFI = Machine(
@@ -76,7 +77,7 @@ UEFI = Machine(
     "52:54:00:34:00:02",
     "uefi",
     "grub/x86_64-efi/core.efi",
-    "10.234.0.20-10.234.0.29",
+    ("10.234.0.20", "10.234.0.29"),
     f"BOOT_IMAGE=/{OS_NAME}/vmlinuz",  # GRUB
 )
 IPXE = Machine(
@@ -84,7 +85,7 @@ IPXE = Machine(
     "52:54:00:34:00:03",
     "bios",
     "http/boot.ipxe",  # bmprov's boot.ipxe: the lab's HTTP root is inside its TFTP root
-    "10.234.0.30-10.234.0.39",
+    ("10.234.0.30", "10.234.0.39"),
     "initrd=initrd.img",  # iPXE
 )
 
@@ -122,7 +123,7 @@ def make_site(tmp: Path, pxe: lab.PxeLab, machine: Machine) -> Path:
         f'\n[dhcp.omapi]\nport = {lab.OMAPI_PORT}\nkey_file = "{tmp / "omapi.key"}"\n'
         f'\n[boot.os.{OS_NAME}]\nkernel = "{OS_NAME}/vmlinuz"\ninitrd = "{OS_NAME}/initrd.gz"\n'
         f'\n[[pools]]\nname = "lab"\nsubnet = "{lab.SUBNET}"\ngateway = "{lab.SERVER}"\n'
-        f'range = ["{machine.pool.split("-")[0]}", "{machine.pool.split("-")[1]}"]\n'
+        f'range = ["{machine.pool[0]}", "{machine.pool[1]}"]\n'
     )
     config.write_text(text)
     return config
@@ -144,8 +145,12 @@ def provision(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> tuple[Path, 
     with peers.netns(pxe.ns):  # OMAPI listens on 127.0.0.1 inside the lab namespace
         run = cli("--config", config, "advance", "--stage", "networking", "--all")
     assert run.exit_code == 0, run.stdout + run.stderr
-    run = cli("--config", config, "pxe", "render")  # the operator's first render: defaults
+    # the operator's first render adds only the loaders' defaults (boot.ipxe...): the node's
+    # entries that boot below are the networking stage's own
+    run = cli("--config", config, "pxe", "render", "--json")
     assert run.exit_code == 0, run.stdout + run.stderr
+    written = {Path(p).name for p in json.loads(run.stdout)["written"]}
+    assert written <= {"default", "grub.cfg", "boot.ipxe"}, written
     with StateDB(load_config(config).state_path) as db:
         node = get_node(db, machine.serial)
     assert node.stage == "os_provisioning" and node.ip
