@@ -58,7 +58,7 @@ class Machine:
 
     serial: str
     mac: str
-    firmware: str  # bios | uefi
+    firmware: str  # bios | uefi | uefi-ipxe (the NIC's EFI iPXE ROM)
     boot_filename: str  # [dhcp] boot_filename, relative to the TFTP root
     pool: tuple[str, str]  # the addresses this site may hand out (the sites share the lab)
     loader_mark: str  # in /proc/cmdline only if the expected loader booted the kernel
@@ -86,6 +86,15 @@ IPXE = Machine(
     "bios",
     "http/boot.ipxe",  # bmprov's boot.ipxe: the lab's HTTP root is inside its TFTP root
     ("10.234.0.30", "10.234.0.39"),
+    "initrd=initrd.img",  # iPXE
+)
+
+UEFI_IPXE = Machine(
+    "QEMUEIPX01",
+    "52:54:00:34:00:04",
+    "uefi-ipxe",
+    "http/boot.ipxe",
+    ("10.234.0.40", "10.234.0.49"),
     "initrd=initrd.img",  # iPXE
 )
 
@@ -163,7 +172,8 @@ def qemu_args(tmp: Path, machine: Machine) -> list[str]:
     esp = tmp / "esp"
     if not esp.exists():
         guest.uefi_esp(esp)
-    return lab.uefi_args(machine.mac, esp, tmp / "OVMF_VARS.fd")
+    nic = "e1000" if machine.firmware == "uefi-ipxe" else "virtio-net-pci,romfile="
+    return lab.uefi_args(machine.mac, esp, tmp / "OVMF_VARS.fd", nic)
 
 
 def explain(pxe: lab.PxeLab, boot: lab.Boot) -> str:
@@ -173,6 +183,16 @@ def explain(pxe: lab.PxeLab, boot: lab.Boot) -> str:
         if "serial" not in p.name
     )
     return f"{boot}\n--- serial\n{boot.serial[-4000:]}{logs}\n--- http {pxe.requests[-20:]}"
+
+
+def grub_netdir(pxe: lab.PxeLab) -> None:
+    """GRUB's EFI netboot image and modules under <tftp>/grub (what the operator installs)."""
+    if not (pxe.tftp_root / "grub/x86_64-efi/core.efi").exists():
+        subprocess.run(
+            ["grub-mknetdir", f"--net-directory={pxe.tftp_root}", "--subdir=grub",
+             "-d", "/usr/lib/grub/x86_64-efi", "--locales=", "--fonts=", "--themes="],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
 
 
 def check_pxe_boot(cli, tmp: Path, pxe: lab.PxeLab, machine: Machine) -> None:
@@ -209,13 +229,15 @@ def test_bios_pxelinux_install_then_local_disk(cli, tmp_path: Path, pxe: lab.Pxe
 
 @pytest.mark.skipif(not lab.can_run_uefi(), reason="needs ovmf and grub-efi-amd64-bin")
 def test_uefi_grub_install_then_esp_chainload(cli, tmp_path: Path, pxe: lab.PxeLab) -> None:
-    subprocess.run(
-        ["grub-mknetdir", f"--net-directory={pxe.tftp_root}", "--subdir=grub",
-         "-d", "/usr/lib/grub/x86_64-efi", "--locales=", "--fonts=", "--themes="],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    grub_netdir(pxe)
     check_pxe_boot(cli, tmp_path, pxe, UEFI)
 
 
 def test_bios_ipxe_script_install_then_local_disk(cli, tmp_path: Path, pxe: lab.PxeLab) -> None:
     check_pxe_boot(cli, tmp_path, pxe, IPXE)
+
+
+@pytest.mark.skipif(not lab.can_run_uefi(), reason="needs ovmf and grub-efi-amd64-bin")
+def test_uefi_ipxe_rom_install_then_grub_esp(cli, tmp_path: Path, pxe: lab.PxeLab) -> None:
+    grub_netdir(pxe)
+    check_pxe_boot(cli, tmp_path, pxe, UEFI_IPXE)

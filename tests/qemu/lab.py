@@ -212,15 +212,18 @@ def bios_args(mac: str, disk: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def uefi_args(mac: str, esp: Path, nvram: Path) -> list[str]:
-    """OVMF's own PXE client (virtio-net without ROM, §9.10), then the local ESP."""
+def uefi_args(mac: str, esp: Path, nvram: Path, nic: str = "virtio-net-pci,romfile=") -> list[str]:
+    """OVMF's own PXE client (virtio-net without ROM, §9.10), then the local ESP.
+
+    ``nic="e1000"``: the NIC's EFI iPXE ROM boots instead of OVMF's PXE.
+    """
     if not nvram.exists():
         shutil.copyfile(OVMF_VARS, nvram)
     return [
         "-machine", "q35",
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,unit=1,file={nvram}",
-        "-device", f"virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1",
+        "-device", f"{nic},netdev=n0,mac={mac},bootindex=1",
         "-drive", f"file=fat:{esp},format=raw,if=none,id=d0,readonly=on",
         "-device", "virtio-blk-pci,drive=d0,bootindex=2",
     ]  # fmt: skip
