@@ -4,8 +4,9 @@ One namespace ``bmpQ-<pid>-<n>`` holds everything (pxe-boot.md §3, step B):
 
     bmpQ-br0 10.234.0.1/24 (+ fd34:234::1/64)  <-- bmpQ-tap0 <-- QEMU (TCG)
       ISC dhcpd      reservations only, OMAPI on 127.0.0.1:7911 (bmprov adds the hosts)
-      in.tftpd       the site's TFTP root
-      HTTP (thread)  the site's HTTP root on :8080, plus GET /callback from the test initrd
+      in.tftpd       the sites' TFTP root <dir>/tftp
+      HTTP (thread)  the sites' HTTP root <dir>/tftp/http on :8080 (inside the TFTP root, so
+                     iPXE can also fetch boot.ipxe by TFTP), plus GET /callback from the guest
       dnsmasq        IPv6 router advertisements only: without them iPXE waits ~15 s (§9.7)
 
 The namespace has no uplink. Every daemon is our direct child (``ip netns exec`` execs it) and
@@ -271,6 +272,15 @@ def _servers(lab: PxeLab) -> None:
         "--secure", "--user", "nobody", lab.tftp_root,
     )  # fmt: skip
     peers.wait_port(lab.ns, OMAPI_PORT)
+    _wait_udp(lab.ns, f"{SERVER}:69")
+
+
+def _wait_udp(ns: str, address: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while address not in peers.sh("ip", "netns", "exec", ns, "ss", "-lnu").stdout:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on udp {address} in {ns}")
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
