@@ -96,6 +96,9 @@ def guest_image() -> GuestImage:
     image = GuestImage(out / "vmlinuz", out / "initrd.gz")
     if not image.initrd.exists():
         _build(kdeb, bdeb, out)
+        for old in cache.glob("guest-*"):  # builds of older scripts or packages
+            if old != out:
+                shutil.rmtree(old, ignore_errors=True)
     return image
 
 
