@@ -88,6 +88,7 @@ def test_local_boot_entries(site, writer) -> None:
     grub = files["tftpboot/grub/grub.cfg-01-52-54-00-12-34-57"]
     assert "search --no-floppy --file --set=esp /EFI/BOOT/BOOTX64.EFI" in grub
     assert "chainloader ($esp)/EFI/BOOT/BOOTX64.EFI" in grub
+    assert "insmod part_gpt" in grub and "insmod part_msdos" in grub  # else no ESP is found
     assert "exit" not in grub
     ipxe = files["http/ipxe/mac-52-54-00-12-34-56.ipxe"]
     assert "chain tftp://10.20.0.1/grub/x86_64-efi/core.efi" in ipxe
