@@ -18,7 +18,9 @@ from __future__ import annotations
 import binascii
 import contextlib
 import hmac
+import itertools
 import os
+import secrets
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -95,6 +97,7 @@ class OmapiBackend(DhcpBackend):
         self._key = read_key(sub, settings.config.resolve)
         self._conn: Any = None
         self._reader: _Reader | None = None
+        self._tids = itertools.count(secrets.randbelow(1 << 31))  # unique per connection
         self._broken: DriverError | None = None
 
     @property
@@ -212,7 +215,7 @@ class OmapiBackend(DhcpBackend):
     def _flight(self, res: Reservation) -> _InFlight:
         if self._broken is not None:
             raise self._broken
-        message = _host_message(res)
+        message = _host_message(res, next(self._tids))
         wire = self._call(lambda: encode(message, self._auth()), f"add {res.mac}")
         fresh = res.ip not in self._owners
         self._owners[res.ip] = res.mac  # later hosts in the window must not reuse it
@@ -530,9 +533,13 @@ def _host_from_reply(mac: str, reply: Any) -> Reservation | None:
     return Reservation(mac=mac, ip=ip, name=obj.get(b"name", b"").decode("utf-8", "replace"))
 
 
-def _host_message(res: Reservation) -> Any:
-    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements."""
-    msg = omapi.OmapiMessage.open(b"host")
+def _host_message(res: Reservation, tid: int = -1) -> Any:
+    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements.
+
+    ``tid`` -1 draws a random transaction id (pypureomapi's way: one ``getrandom`` call each);
+    a batch numbers its messages from one random start instead.
+    """
+    msg = omapi.OmapiMessage(opcode=omapi.OMAPI_OP_OPEN, message=[(b"type", b"host")], tid=tid)
     msg.message.append((b"create", struct.pack("!I", 1)))
     msg.message.append((b"exclusive", struct.pack("!I", 1)))
     if res.name:
