@@ -31,7 +31,7 @@ from typing import Any
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.fsutil import update_file
+from bmprov.fsutil import replace_file, update_file
 from bmprov.install_options import InstallDefaults, InstallOptions, callback_url
 from bmprov.nodes import Node
 from bmprov.render import Renderer, RenderError
@@ -260,7 +260,7 @@ class NodeFileWriter:
         self._profiles: dict[str, dict[str, Any]] = {}
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
-        self._dirs: set[str] = set()  # directories known to exist
+        self._dirs = _Dirs()
 
     def write(self, node: Node, ip: str) -> list[Path]:
         """Install mode for every MAC of ``node`` plus its install file; returns paths written.
@@ -464,31 +464,70 @@ class NodeFileWriter:
             raise StepFailed("install file", str(exc)) from None
 
     def _write(self, files: dict[str, str]) -> list[Path]:
-        """Write each file that changed (directories made once per writer); those written."""
+        """Write each file that changed; returns those written."""
         written = []
         for path, text in files.items():
-            directory = os.path.dirname(path)  # noqa: PTH120  (str: Path() costs µs per file)
-            if directory not in self._dirs:
-                _make_dir(Path(directory))
-                self._dirs.add(directory)
-            raw = text.encode()
-            try:
-                changed = update_file(path, raw)
-            except FileNotFoundError:  # the directory was removed since: make it again
-                _make_dir(Path(directory))
-                changed = update_file(path, raw)
-            if changed:
+            if self._dirs.write(path, text.encode()):
                 written.append(Path(path))
         return written
 
 
-def _make_dir(directory: Path) -> None:
-    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody."""
+class _Dirs:
+    """The directories one writer writes into: made once each, and what they hold.
+
+    A file that cannot exist yet (its directory was made by this writer, or was listed and
+    did not hold it) is written without first trying to read it. A directory that existed is
+    listed once this writer has written :data:`LIST_AFTER` files into it (a render that
+    changes a few nodes of 10,000 does not list anything). A file another process creates
+    meanwhile is at worst replaced by the same bytes.
+    """
+
+    LIST_AFTER = 64
+
+    def __init__(self) -> None:
+        self._names: dict[str, set[str] | None] = {}  # None: exists, contents not listed
+        self._writes: dict[str, int] = {}
+
+    def write(self, path: str, raw: bytes) -> bool:
+        """Write ``raw`` to ``path`` unless it holds it already; True if written."""
+        directory, _, name = path.rpartition("/")
+        names = self._names[directory] if directory in self._names else self._touch(directory)
+        try:
+            if names is not None and name not in names:
+                replace_file(path, raw)
+                changed = True
+            else:
+                changed = update_file(path, raw)
+        except FileNotFoundError:  # the directory was removed meanwhile: make it again
+            _make_dir(Path(directory))
+            changed = update_file(path, raw)
+        if names is not None:
+            names.add(name)
+        return changed
+
+    def _touch(self, directory: str) -> set[str] | None:
+        count = self._writes[directory] = self._writes.get(directory, 0) + 1
+        if count == 1 and _make_dir(Path(directory)):
+            names: set[str] | None = set()  # made just now: empty
+        elif count > self.LIST_AFTER:
+            names = set(os.listdir(directory))  # noqa: PTH208  (names, not Paths)
+        else:
+            return None
+        self._names[directory] = names
+        return names
+
+
+def _make_dir(directory: Path) -> bool:
+    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody.
+
+    True if it was created (False: it was there).
+    """
     if directory.is_dir():
-        return
+        return False
     _make_dir(directory.parent)
     directory.mkdir(exist_ok=True)
     directory.chmod(0o755)
+    return True
 
 
 def _macs(node: Node) -> tuple[str, ...]:

@@ -273,3 +273,17 @@ def test_options_shared_by_nodes_are_checked_for_each_and_name_it(writer) -> Non
     second = writer.render_install(node(serial="SN2", install_options=good), "10.20.0.51")
     assert any("--level=RAID1" in text for text in first.values())
     assert any("SN2" in text and "--level=RAID1" in text for text in second.values())
+
+
+def test_listed_directories_keep_write_if_changed(site, monkeypatch) -> None:
+    from bmprov import bootfiles
+
+    monkeypatch.setattr(bootfiles._Dirs, "LIST_AFTER", 2)
+    NodeFileWriter(site.config).write_defaults()  # the directories exist before the batch
+    nodes = [node(id=i, serial=f"SN{i}", macs=(f"52:54:00:00:00:{i:02x}",)) for i in range(1, 8)]
+    writer = NodeFileWriter(site.config)
+    assert sum(len(writer.write(n, "10.20.0.50")) for n in nodes) == 7 * 4
+    again = NodeFileWriter(site.config)
+    assert [again.write(n, "10.20.0.50") for n in nodes] == [[]] * 7
+    changed = again.write(replace(nodes[5], hostname="web9"), "10.20.0.50")
+    assert [p.name for p in changed] == ["SN6.cfg"]
