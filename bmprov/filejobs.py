@@ -103,7 +103,7 @@ def _write_chunk(
     for node_id, given, ip in jobs:
         node = given or replace(known[node_id], ip=ip)
         try:
-            out.append((node_id, FileResult(tuple(map(os.fspath, use.write(node, ip))))))
+            out.append((node_id, FileResult(tuple(_write_str(use, node, ip)))))
         except StepFailed as exc:
             out.append((node_id, FileResult(step=exc.step, reason=exc.reason)))
         except BmprovError as exc:
@@ -113,6 +113,14 @@ def _write_chunk(
             reason = f"internal error: {type(exc).__name__}"
             out.append((node_id, FileResult(step=FILES_STEP, reason=reason)))
     return out
+
+
+def _write_str(writer: FileWriter, node: Node, ip: str) -> list[str]:
+    """The writer's paths as strings (NodeFileWriter makes them without ``Path`` objects)."""
+    fast = getattr(writer, "write_str", None)
+    if fast is not None:
+        return list(fast(node, ip))
+    return [os.fspath(p) for p in writer.write(node, ip)]
 
 
 class FileJobs:
