@@ -45,3 +45,43 @@ def test_decode_reads_back_and_verifies(auth) -> None:
     assert [(m.tid, m.obj, m.message) for m in seen] == [(m.tid, m.obj, m.message) for m in sent]
     assert seen[0].obj[0] == (b"name", b"SN5")
     assert all(m.authid == 7 for m in seen)
+
+
+class _Conn:
+    """The parts of a pypureomapi connection the reader uses, over a socketpair."""
+
+    def __init__(self, sock, auth) -> None:
+        self.transport = type("T", (), {"connection": sock})()
+        self.protocol = omapi.OmapiProtocol()
+        self.protocol.authenticators[auth.authid] = auth
+        self.protocol.defauth = auth.authid
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.transport.connection = None
+
+
+def test_reader_reassembles_and_refuses_bad_signatures(auth) -> None:
+    import socket
+
+    from bmprov.dhcp.omapi import _Reader
+
+    ours, theirs = socket.socketpair()
+    try:
+        sent = messages()
+        wire = b"".join(encode(m, auth) for m in sent)
+        theirs.sendall(wire[:7])  # a message split over several reads
+        conn = _Conn(ours, auth)
+        reader = _Reader(conn)
+        theirs.sendall(wire[7:])
+        assert [reader.next().tid for _ in sent] == [m.tid for m in sent]
+        bad = bytearray(encode(sent[0], auth))
+        bad[-1] ^= 1
+        theirs.sendall(bytes(bad))
+        with pytest.raises(omapi.OmapiError, match="bad omapi message signature"):
+            reader.next()
+        assert conn.closed
+    finally:
+        ours.close()
+        theirs.close()

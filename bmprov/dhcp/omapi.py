@@ -108,6 +108,7 @@ class OmapiBackend(DhcpBackend):
     def open(self) -> None:
         """Connect, authenticate and probe (one request) within the timeout."""
         user, key = (self.key_name.encode(), self._key.reveal()) if self._key else (None, None)
+        self._broken, self._reader = None, None
         try:
             self._conn = omapi.Omapi(self.host, self.port, user, key, timeout=self.timeout)
         except Exception as exc:  # pypureomapi raises several unrelated types
@@ -160,8 +161,9 @@ class OmapiBackend(DhcpBackend):
             raise DriverError(f"{self.where}: not found") from exc
         except (omapi.OmapiError, ValueError) as exc:
             error = self._translate(exc, doing)
-            if "rejected the OMAPI key" in str(error):
-                self._broken = error
+            closed = self._conn is not None and self._conn.transport.connection is None
+            if closed or "rejected the OMAPI key" in str(error):
+                self._broken = error  # every further call fails at once, the same way
             raise error from exc
         except Exception as exc:  # socket errors: the connection is gone
             self._broken = self._translate(exc, doing)
@@ -169,7 +171,10 @@ class OmapiBackend(DhcpBackend):
 
     def _add(self, res: Reservation) -> bool:
         flight = self._flight(res)
-        self._run([flight])
+        try:
+            self._run([flight])
+        finally:
+            self._end_batch()
         if flight.error is not None:
             raise flight.error
         return flight.created
@@ -183,6 +188,12 @@ class OmapiBackend(DhcpBackend):
         nothing else is in flight, a lookup tells "already there with this address" (success)
         from a conflict. Values are validated and checked before anything is sent.
         """
+        try:
+            yield from self._add_many(items)
+        finally:
+            self._end_batch()
+
+    def _add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
         flights: deque[_InFlight] = deque()  # input order, yielded once settled
         chunk: list[_InFlight] = []
         sent: deque[list[_InFlight]] = deque()  # chunks on the wire, oldest first
@@ -351,13 +362,19 @@ class OmapiBackend(DhcpBackend):
 
     def _reply(self, tid: int) -> Any:
         """The next reply on the connection, checked: signature, authenticator, request id."""
-        if self._reader is None or self._reader.conn is not self._conn:
+        if self._reader is None:
             self._reader = _Reader(self._conn)
         reply = self._reader.next()
         if reply.rid != tid:
             self._conn.close()
             raise omapi.OmapiError("received message is not the desired response")
         return reply
+
+    def _end_batch(self) -> None:
+        """Hand whatever the batch's reader holds back to pypureomapi (nothing, normally)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.release()
 
     def lookup(self, mac: str) -> Reservation | None:
         """The host object for ``mac`` (address and name; dhcpd never returns statements)."""
@@ -435,7 +452,17 @@ class _Reader:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.buf = bytearray(conn.protocol.inbuffer.buff)  # empty between requests
+        inbuffer = conn.protocol.inbuffer  # empty between requests; taken over if not
+        self.buf = bytearray(inbuffer.buff)
+        inbuffer.buff = b""
+        inbuffer.resetsize()
+        conn.protocol.current_parser = None
+
+    def release(self) -> None:
+        """Give unread bytes back to pypureomapi's parser."""
+        if self.buf and self.conn.transport.connection is not None:
+            self.conn.protocol.data_received(bytes(self.buf))
+        self.buf.clear()
 
     def next(self) -> Any:
         """The next whole message, its signature verified."""
