@@ -22,6 +22,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.fsutil import write_if_changed
+from bmprov.fsutil import replace_file, update_file
 from bmprov.install_options import InstallDefaults, InstallOptions, callback_url
 from bmprov.nodes import Node
 from bmprov.render import Renderer, RenderError
@@ -40,6 +41,8 @@ INSTALL_KINDS = ("kickstart", "preseed", "autoinstall")
 EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
 _REL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}")
 _CMDLINE_ARG = re.compile(r"[A-Za-z0-9._:/@+=,;~-]+")
+_CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
+_ZERO_MAC = "00:00:00:00:00:00"
 
 
 # ---- file names, one function per loader -----------------------------------------------------
@@ -239,13 +242,25 @@ def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
 
 
 class NodeFileWriter:
-    """Renders and writes one node's boot entries and install file. Templates compiled once."""
+    """Renders and writes one node's boot entries and install file. Templates compiled once.
+
+    One writer serves a whole batch, so what does not depend on the node is worked out once:
+    the base context, each OS profile's repository, each distinct set of install options and
+    post-install script, and which directories exist (made once each, not per file).
+    """
 
     def __init__(self, config: Config) -> None:
         self.settings = BootSettings.from_config(config)
         self.defaults = InstallDefaults.from_config(config)
         self.pxe = Renderer(config, "pxe_templates")
         self.ks = Renderer(config, "kickstart")
+        s = self.settings
+        self._tftp, self._http = os.fspath(s.tftp_root), os.fspath(s.http_root)
+        self._base = self._base_context()
+        self._profiles: dict[str, dict[str, Any]] = {}
+        self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
+        self._post_scripts: dict[str, str] = {}
+        self._dirs = _Dirs()
 
     def write(self, node: Node, ip: str) -> list[Path]:
         """Install mode for every MAC of ``node`` plus its install file; returns paths written.
@@ -253,21 +268,22 @@ class NodeFileWriter:
         Raises :class:`StepFailed` (``"boot files"`` or ``"install file"``) for an invalid
         value or template; nothing of the node is written then.
         """
-        files = self.render_install(node, ip)
-        return _write(files)
+        return [Path(p) for p in self.write_str(node, ip)]
+
+    def write_str(self, node: Node, ip: str) -> list[str]:
+        """:meth:`write`, the paths as strings (no ``Path`` per file: batches write 40,000+)."""
+        return self._write(self._render_install(node, ip))
 
     def local_boot(self, node: Node) -> list[Path]:
         """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
-        files = self.render_local(node)
-        return _write(files)
+        return [Path(p) for p in self._write(self._render_local(node))]
 
     def write_defaults(self) -> list[Path]:
         """The loaders' fallback files (local boot); returns paths written."""
-        context = self._base_context()
-        files: dict[Path, str] = {}
+        files: dict[str, str] = {}
         for loader, path in self.settings.default_paths().items():
-            files[path] = self._pxe(f"{loader}/default.j2", context)
-        return _write(files)
+            files[os.fspath(path)] = self._pxe(f"{loader}/default.j2", self._base)
+        return [Path(p) for p in self._write(files)]
 
     def digest(self) -> str:
         """Settings, install defaults and every template: what all fingerprints depend on."""
@@ -283,38 +299,68 @@ class NodeFileWriter:
 
     def render_install(self, node: Node, ip: str) -> dict[Path, str]:
         """Path → content of the node's install-mode entries and install file(s)."""
+        return {Path(p): text for p, text in self._render_install(node, ip).items()}
+
+    def render_local(self, node: Node) -> dict[Path, str]:
+        """Path → content of the node's local-boot entries."""
+        return {Path(p): text for p, text in self._render_local(node).items()}
+
+    def _render_install(self, node: Node, ip: str) -> dict[str, str]:
         macs = _macs(node)
         profile = self.settings.profile(node.os)
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
         cmdline = self._cmdline(profile, context)
+        names = {
+            loader: (f"{loader}/{profile.template}.j2", f"{loader}/install.j2")
+            for loader in LOADERS
+        }
         for mac in macs:
             mac_context = {**context, "mac": mac, "cmdline": cmdline}
-            for loader, path in self.settings.entry_paths(mac).items():
-                names = [f"{loader}/{profile.template}.j2", f"{loader}/install.j2"]
-                files[path] = self._pxe(names, mac_context)
+            for loader, path in self._entries(mac):
+                files[path] = self._pxe(names[loader], mac_context)
         return files
 
-    def render_local(self, node: Node) -> dict[Path, str]:
-        """Path → content of the node's local-boot entries."""
-        context = self._base_context()
-        files: dict[Path, str] = {}
+    def _render_local(self, node: Node) -> dict[str, str]:
+        files: dict[str, str] = {}
         for mac in _macs(node):
-            mac_context = {**context, "mac": mac, "serial": node.serial}
-            for loader, path in self.settings.entry_paths(mac).items():
+            mac_context = {**self._base, "mac": mac, "serial": node.serial}
+            for loader, path in self._entries(mac):
                 files[path] = self._pxe(f"{loader}/local.j2", mac_context)
         return files
+
+    def _entries(self, mac: str) -> tuple[tuple[str, str], ...]:
+        """Loader → path of the per-MAC entry, as :meth:`BootSettings.entry_paths` (strings)."""
+        s = self.settings
+        return (
+            ("pxelinux", f"{self._tftp}/{pxelinux_name(mac)}"),
+            ("grub", f"{self._tftp}/{grub_name(mac, s.grub_prefix)}"),
+            ("ipxe", f"{self._http}/{ipxe_name(mac, s.ipxe_dir)}"),
+        )
 
     def install_paths(self, node: Node) -> list[Path]:
         """Where the node's install file(s) go."""
         return self.settings.install_paths(node, self.settings.profile(node.os))
 
     def _install_options(self, node: Node) -> InstallOptions:
+        """The node's options over the defaults, validated once per distinct set of options."""
+        options = node.install_options
         try:
-            return self.defaults.for_node(node.install_options)
+            key = tuple(sorted(options.items()))
+            hash(key)
+        except TypeError:  # an unhashable stored value: validate (and fail) without the cache
+            key = None
+        cached = self._installs.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        try:
+            install = self.defaults.for_node(options)
         except ValueError as exc:
             raise StepFailed("install file", f"node {node.serial}: {exc}") from None
+        if key is not None:
+            self._installs[key] = install
+        return install
 
     def _base_context(self) -> dict[str, Any]:
         s = self.settings
@@ -338,34 +384,49 @@ class NodeFileWriter:
         host = node.hostname or _host_from_serial(node.serial)
         domain = self.settings.domain
         fqdn = host if "." in host or not domain else f"{host}.{domain}"
-        repo = self.settings.repo(profile)
         return {
-            **self._base_context(),
+            **self._profile_context(profile),
             "serial": node.serial,
             "hostname": host.split(".")[0],
             "fqdn": fqdn,
-            "domain": domain or "",
             "ip": address,
-            "os": profile,
-            "repo": repo,
-            "repo_host": repo.split("/")[2],
-            "repo_path": "/" + "/".join(repo.split("/")[3:]),
             "install_url": self.settings.install_url(node, profile),
-            "kernel_args": self.settings.kernel_args,
             "install": install,
             "raid": _raid(install),
             "post_script_b64": self._post_script(node, install),
         }
 
+    def _profile_context(self, profile: OsProfile) -> dict[str, Any]:
+        """The part of a node's context that only depends on its OS profile (made once)."""
+        cached = self._profiles.get(profile.name)
+        if cached is None:
+            repo = self.settings.repo(profile)
+            cached = {
+                **self._base,
+                "domain": self.settings.domain or "",
+                "os": profile,
+                "repo": repo,
+                "repo_host": repo.split("/")[2],
+                "repo_path": "/" + "/".join(repo.split("/")[3:]),
+                "kernel_args": self.settings.kernel_args,
+            }
+            self._profiles[profile.name] = cached
+        return cached
+
     def _post_script(self, node: Node, install: InstallOptions) -> str:
         """The named site snippet, base64-encoded: no shell, YAML or %-section can leak out."""
         if not install.post_script:
             return ""
+        cached = self._post_scripts.get(install.post_script)
+        if cached is not None:
+            return cached
         name = f"post/{install.post_script}.sh"
         for directory in self.ks.dirs:
             path = directory / name
             if path.is_file():
-                return base64.b64encode(path.read_bytes()).decode()
+                encoded = base64.b64encode(path.read_bytes()).decode()
+                self._post_scripts[install.post_script] = encoded
+                return encoded
         raise StepFailed(
             "install file",
             f"node {node.serial}: post-install script {name} not found in "
@@ -374,13 +435,15 @@ class NodeFileWriter:
 
     def _install_files(
         self, node: Node, profile: OsProfile, context: dict[str, Any]
-    ) -> dict[Path, str]:
-        paths = self.settings.install_paths(node, profile)
-        names = [f"{profile.name}.j2", f"{profile.install}.j2"]
-        files = {paths[0]: self._ks(names, context)}
-        if profile.install == "autoinstall":
-            files[paths[1]] = self._ks("autoinstall-meta-data.j2", context)
-        return files
+    ) -> dict[str, str]:
+        base = f"{self._http}/{self.settings.install_dir}"
+        names = (f"{profile.name}.j2", f"{profile.install}.j2")
+        if profile.install != "autoinstall":
+            return {f"{base}/{node.serial}.cfg": self._ks(names, context)}
+        return {
+            f"{base}/{node.serial}/user-data": self._ks(names, context),
+            f"{base}/{node.serial}/meta-data": self._ks("autoinstall-meta-data.j2", context),
+        }
 
     def _cmdline(self, profile: OsProfile, context: dict[str, Any]) -> list[str]:
         """The kernel arguments, from ``cmdline/<template>.j2``, checked one by one."""
@@ -392,33 +455,79 @@ class NodeFileWriter:
                 raise StepFailed("boot files", f"template {name}: unsafe kernel argument {arg!r}")
         return args
 
-    def _pxe(self, names: str | list[str], context: dict[str, Any]) -> str:
+    def _pxe(self, names: str | tuple[str, ...], context: dict[str, Any]) -> str:
         try:
             return self.pxe.render(names, context)
         except RenderError as exc:
             raise StepFailed("boot files", str(exc)) from None
 
-    def _ks(self, names: str | list[str], context: dict[str, Any]) -> str:
+    def _ks(self, names: str | tuple[str, ...], context: dict[str, Any]) -> str:
         try:
             return self.ks.render(names, context)
         except RenderError as exc:
             raise StepFailed("install file", str(exc)) from None
 
-
-def _write(files: dict[Path, str]) -> list[Path]:
-    """Write each file that changed; returns those written."""
-    for directory in {path.parent for path in files}:
-        _make_dir(directory)
-    return [path for path, text in files.items() if write_if_changed(path, text)]
+    def _write(self, files: dict[str, str]) -> list[str]:
+        """Write each file that changed; returns those written."""
+        return [path for path, text in files.items() if self._dirs.write(path, text.encode())]
 
 
-def _make_dir(directory: Path) -> None:
-    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody."""
+class _Dirs:
+    """The directories one writer writes into: made once each, and what they hold.
+
+    A file that cannot exist yet (its directory was made by this writer, or was listed and
+    did not hold it) is written without first trying to read it. A directory that existed is
+    listed once this writer has written :data:`LIST_AFTER` files into it (a render that
+    changes a few nodes of 10,000 does not list anything). A file another process creates
+    meanwhile is at worst replaced by the same bytes.
+    """
+
+    LIST_AFTER = 64
+
+    def __init__(self) -> None:
+        self._names: dict[str, set[str] | None] = {}  # None: exists, contents not listed
+        self._writes: dict[str, int] = {}
+
+    def write(self, path: str, raw: bytes) -> bool:
+        """Write ``raw`` to ``path`` unless it holds it already; True if written."""
+        directory, _, name = path.rpartition("/")
+        names = self._names[directory] if directory in self._names else self._touch(directory)
+        try:
+            if names is not None and name not in names:
+                replace_file(path, raw)
+                changed = True
+            else:
+                changed = update_file(path, raw)
+        except FileNotFoundError:  # the directory was removed meanwhile: make it again
+            _make_dir(Path(directory))
+            changed = update_file(path, raw)
+        if names is not None:
+            names.add(name)
+        return changed
+
+    def _touch(self, directory: str) -> set[str] | None:
+        count = self._writes[directory] = self._writes.get(directory, 0) + 1
+        if count == 1 and _make_dir(Path(directory)):
+            names: set[str] | None = set()  # made just now: empty
+        elif count > self.LIST_AFTER:
+            names = set(os.listdir(directory))  # noqa: PTH208  (names, not Paths)
+        else:
+            return None
+        self._names[directory] = names
+        return names
+
+
+def _make_dir(directory: Path) -> bool:
+    """Create a directory (and parents) mode 0755 whatever the umask: tftpd runs as nobody.
+
+    True if it was created (False: it was there).
+    """
     if directory.is_dir():
-        return
+        return False
     _make_dir(directory.parent)
     directory.mkdir(exist_ok=True)
     directory.chmod(0o755)
+    return True
 
 
 def _macs(node: Node) -> tuple[str, ...]:
@@ -427,6 +536,8 @@ def _macs(node: Node) -> tuple[str, ...]:
     if not node.macs:
         raise StepFailed("boot files", f"node {node.serial} has no MAC address")
     for mac in node.macs:
+        if _CANONICAL_MAC.fullmatch(mac) and mac != _ZERO_MAC:
+            continue  # the common case, without validate.mac's notation search
         try:
             canonical = validate.mac(mac)
         except ValueError as exc:

@@ -15,6 +15,7 @@ Later features plug in with :func:`register_action`::
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -118,27 +119,35 @@ def move(
     """Move nodes to ``to`` in one transaction, with one history row each.
 
     Compare-and-set on the node's current stage: a node another process moved meanwhile is
-    left alone and not returned. ``reasons`` overrides ``reason`` per node id.
+    left alone and not returned. ``reasons`` overrides ``reason`` per node id. One ``UPDATE
+    … RETURNING`` per (current stage, reason) group and one ``executemany`` for the history,
+    not two statements per node.
     """
     now = utcnow()
-    moved: list[Node] = []
+    wanted: dict[int, tuple[Node, str | None]] = {}
+    for node in nodes:
+        why = reasons.get(node.id, reason) if reasons else reason
+        wanted.setdefault(node.id, (node, why))
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for node, why in wanted.values():
+        groups.setdefault((node.stage, why), []).append(node.id)
+    done: set[int] = set()
     with db.atomic() as conn:
-        for node in nodes:
-            why = reasons.get(node.id, reason) if reasons else reason
-            cur = conn.execute(
+        for (stage, why), ids in groups.items():
+            rows = conn.execute(
                 "UPDATE nodes SET stage = ?, stage_reason = ?, failed_stage = ?,"
-                " stage_changed_at = ?, updated_at = ? WHERE id = ? AND stage = ?",
-                (to, why, failed_stage, now, now, node.id, node.stage),
+                " stage_changed_at = ?, updated_at = ?"
+                " WHERE stage = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id",
+                (to, why, failed_stage, now, now, stage, json.dumps(ids)),
             )
-            if cur.rowcount != 1:
-                continue
-            conn.execute(
-                "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (node.id, node.serial, node.stage, to, now, why, command),
-            )
-            moved.append(_with_stage(node, to, why, failed_stage))
-    return moved
+            done.update(row[0] for row in rows)
+        moved = [(node, why) for node, why in wanted.values() if node.id in done]
+        conn.executemany(
+            "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(node.id, node.serial, node.stage, to, now, why, command) for node, why in moved],
+        )
+    return [_with_stage(node, to, why, failed_stage) for node, why in moved]
 
 
 def _with_stage(node: Node, stage: str, reason: str | None, failed_stage: str | None) -> Node:

@@ -18,7 +18,7 @@ Leaving service (``decommissioning``) removes the reservation and releases the a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
@@ -72,7 +72,7 @@ class NetworkingAction(StageAction):
         todo = [n for n in ready if n.id in batch.ips]
         try:
             if todo:
-                files = FileJobs(ctx.config, ctx.options.get("file_writer"), len(todo))
+                files = FileJobs(ctx.config, ctx.options.get("file_writer"), len(todo), todo)
                 _reserve_and_write(ctx, settings, backend, files, todo, batch)
         finally:  # even on a crash: no address without its reservation
             undo = allocation.new - batch.reserved
@@ -111,7 +111,7 @@ def _reserve_and_write(
                 batch.fail(node, RESERVE, str(error))
                 continue
             batch.reserved.add(node.id)
-            files.submit(replace(node, ip=res.ip), res.ip)
+            files.submit(node, res.ip)
         failure = _commit(backend)
     finally:
         batch.files = files.results()

@@ -24,7 +24,7 @@ import base64
 import hashlib
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -112,6 +112,19 @@ def search_path(config: Config, kind: str) -> list[Path]:
     return [*site, data_dir(kind)]
 
 
+class _Environment(jinja2.Environment):
+    """A Jinja environment whose templates see their globals as one plain dict.
+
+    Jinja layers each template's globals over the environment's in a ``ChainMap`` and copies
+    that into every render's context; iterating a ``ChainMap`` costs more than rendering a
+    short boot entry. bmprov never changes globals after start-up, so a snapshot is the same.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """The environment's globals overlaid with the template's, flattened."""
+        return {**self.globals, **(d or {})}
+
+
 class Renderer:
     """Cached templates of one kind, with the bmprov guards."""
 
@@ -120,10 +133,10 @@ class Renderer:
             raise ValueError(f"unknown template kind {kind!r}")
         self.kind = kind
         self.dirs = search_path(config, kind)
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             undefined=jinja2.StrictUndefined,
-            autoescape=False,  # noqa: S701  (not HTML: each context has its own filter)
+            autoescape=False,  # not HTML: each context has its own filter
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -131,16 +144,24 @@ class Renderer:
             auto_reload=False,
         )
         self.env.filters.update(FILTERS)
+        self._selected: dict[tuple[str, ...], jinja2.Template] = {}
 
     def exists(self, name: str) -> bool:
         """True if some search directory holds ``name``."""
         return any((d / name).is_file() for d in self.dirs)
 
     def template(self, names: str | Iterable[str]) -> jinja2.Template:
-        """The first template found among ``names`` (compiled once, then cached)."""
-        wanted = [names] if isinstance(names, str) else list(names)
+        """The first template found among ``names`` (compiled once, then cached).
+
+        The choice is cached too: Jinja caches templates, not misses, so without this every
+        render would search the directories again for each name before the one that exists.
+        """
+        wanted = (names,) if isinstance(names, str) else tuple(names)
+        chosen = self._selected.get(wanted)
+        if chosen is not None:
+            return chosen
         try:
-            return self.env.select_template(wanted)
+            chosen = self.env.select_template(list(wanted))
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(
                 exc.filename or exc.name or "?", exc.lineno, exc.message or ""
@@ -149,6 +170,8 @@ class Renderer:
             raise RenderError(
                 " or ".join(wanted), None, f"not found in {', '.join(map(str, self.dirs))}"
             ) from None
+        self._selected[wanted] = chosen
+        return chosen
 
     def render(self, names: str | Iterable[str], context: Mapping[str, Any]) -> str:
         """Render the first of ``names``; :class:`RenderError` names template and line."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import replace
 
@@ -252,3 +253,38 @@ def test_directories_and_files_readable_under_a_strict_umask(site, writer) -> No
     for path in [*(site.dir / "tftpboot").rglob("*"), *(site.dir / "http").rglob("*")]:
         want = 0o755 if path.is_dir() else 0o644
         assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
+def test_writer_remakes_a_directory_removed_under_it(site, writer) -> None:
+    writer.write(node(), "10.20.0.50")
+    shutil.rmtree(site.dir / "tftpboot" / "pxelinux.cfg")
+    written = writer.write(node(id=2, serial="SN2", macs=(MAC2,)), "10.20.0.51")
+    entry = site.dir / "tftpboot" / "pxelinux.cfg" / "01-52-54-00-12-34-57"
+    assert entry in written and entry.is_file()
+    assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o755
+
+
+def test_options_shared_by_nodes_are_checked_for_each_and_name_it(writer) -> None:
+    bad = {"partition_scheme": "LVM_RAID10", "disks": 3}
+    for serial in ("SN1", "SN2"):
+        with pytest.raises(StepFailed, match=f"node {serial}: .*needs at least 4 disks"):
+            writer.write(node(serial=serial, install_options=bad), "10.20.0.50")
+    good = {"partition_scheme": "LVM_RAID1", "disks": 2}
+    first = writer.render_install(node(install_options=good), "10.20.0.50")
+    second = writer.render_install(node(serial="SN2", install_options=good), "10.20.0.51")
+    assert any("--level=RAID1" in text for text in first.values())
+    assert any("SN2" in text and "--level=RAID1" in text for text in second.values())
+
+
+def test_listed_directories_keep_write_if_changed(site, monkeypatch) -> None:
+    from bmprov import bootfiles
+
+    monkeypatch.setattr(bootfiles._Dirs, "LIST_AFTER", 2)
+    NodeFileWriter(site.config).write_defaults()  # the directories exist before the batch
+    nodes = [node(id=i, serial=f"SN{i}", macs=(f"52:54:00:00:00:{i:02x}",)) for i in range(1, 8)]
+    writer = NodeFileWriter(site.config)
+    assert sum(len(writer.write(n, "10.20.0.50")) for n in nodes) == 7 * 4
+    again = NodeFileWriter(site.config)
+    assert [again.write(n, "10.20.0.50") for n in nodes] == [[]] * 7
+    changed = again.write(replace(nodes[5], hostname="web9"), "10.20.0.50")
+    assert [p.name for p in changed] == ["SN6.cfg"]

@@ -40,3 +40,28 @@ def test_results_per_node_across_the_boundary(site, tmp_path, monkeypatch, count
     )
     assert (results[8].step, results[8].reason) == ("boot files", "internal error: KeyError")
     assert sum(r.ok for r in results.values()) == count - 2
+
+
+class IpWriter:
+    """Records the node's own IP: shared nodes must reach the writer with their address."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, node, ip):
+        path = self.root / f"{node.serial}.cfg"
+        path.write_text(f"{node.ip} {ip}")
+        return [path]
+
+
+@pytest.mark.parametrize("count", [5, filejobs.PROCESS_MIN_NODES + 10])
+def test_nodes_known_up_front_cross_as_ids(site, tmp_path, monkeypatch, count) -> None:
+    monkeypatch.setattr(filejobs, "default_writer", lambda config: IpWriter(tmp_path))
+    nodes = [Node(i, f"SN{i}", "networking", macs=("02:31:00:00:00:01",)) for i in range(count)]
+    jobs = filejobs.FileJobs(site.config, None, count, nodes)
+    for node in nodes:
+        jobs.submit(node, f"10.0.{node.id // 250}.{node.id % 250}")
+    results = jobs.results()
+    assert all(r.ok for r in results.values()) and len(results) == count
+    assert (tmp_path / "SN3.cfg").read_text() == "10.0.0.3 10.0.0.3"
+    assert results[3].paths == (tmp_path / "SN3.cfg",)

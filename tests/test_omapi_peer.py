@@ -193,3 +193,30 @@ def test_server_dying_mid_batch_fails_the_rest_at_once(tmp_path) -> None:
             "dhcpd OMAPI 127.0.0.1:7911 closed the connection (did dhcpd stop or restart?)"
         )
         backend.close()
+
+
+def test_rerun_and_name_conflicts_inside_a_pipelined_batch(server) -> None:
+    """Refused adds are explained after the wire is quiet, whatever else is in flight."""
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    try:
+        first = [res(f"02:31:00:00:04:{i:02x}", f"10.231.{NET}.{150 + i}") for i in range(70)]
+        assert all(e is None for _, e in backend.add_many(first))
+        backend.add(res("02:31:00:00:04:ff", f"10.231.{NET}.240", "SN240"))
+        again = [
+            *first[:40],  # already there: success, nothing changed
+            res("02:31:00:00:05:01", f"10.231.{NET}.241", "SN240"),  # name held by another MAC
+            *first[40:],
+        ]
+        out = list(backend.add_many(again))
+        assert [r.mac for r, _ in out] == [r.mac for r in again]
+        errors = {r.mac: e for r, e in out if e is not None}
+        assert list(errors) == ["02:31:00:00:05:01"]
+        assert isinstance(errors["02:31:00:00:05:01"], ReservationConflict)
+        assert "host name 'SN240' is already used by MAC 02:31:00:00:04:ff" in str(
+            errors["02:31:00:00:05:01"]
+        )
+        assert backend.lookup("02:31:00:00:04:45").ip == f"10.231.{NET}.219"
+        assert backend.lookup("02:31:00:00:05:01") is None
+    finally:
+        backend.close()

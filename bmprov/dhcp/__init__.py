@@ -17,6 +17,7 @@ and :meth:`DhcpBackend.commit` applies whatever the backend buffers (one reload 
 from __future__ import annotations
 
 import re
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -67,7 +68,18 @@ class Reservation:
     dns: tuple[str, ...] = ()  # the pool's DNS servers
 
     def checked(self) -> Reservation:
-        """This reservation with every field validated (allow-lists), or ReservationRefused."""
+        """This reservation with every field validated (allow-lists), or ReservationRefused.
+
+        A value already checked (networking checks when it builds, the backend again before
+        sending) is returned as is: checking is a fixed point, so equal values are valid.
+        """
+        if self in _CHECKED:
+            return self
+        checked = self._check()
+        _CHECKED.add(checked)
+        return checked
+
+    def _check(self) -> Reservation:
         try:
             mac = validate.mac(self.mac)
             ip = _ipv4(self.ip, "IP")
@@ -109,6 +121,10 @@ class Reservation:
         keys = ("mac", "ip", "name", "hostname", "filename", "next_server", "router")
         values = {k: data[k] for k in keys if data.get(k) is not None}
         return cls(**values, dns=tuple(data.get("dns") or ()))
+
+
+_CHECKED: weakref.WeakSet[Reservation] = weakref.WeakSet()
+"""Reservations that :meth:`Reservation.checked` returned (and are still alive)."""
 
 
 def _ipv4(value: str, what: str) -> str:

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import hmac
+import itertools
 import os
+import secrets
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import pypureomapi as omapi
@@ -33,7 +37,7 @@ DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
 PROBE_MAC = "02:00:00:00:00:00"  # locally administered; never a real NIC's
 _LOST = ("connection closed", "not connected")  # pypureomapi's words for a dropped socket
-WINDOW = 32  # hosts in flight on one connection (dhcpd answers in order)
+WINDOW = 32  # hosts per chunk; two chunks in flight on one connection (dhcpd answers in order)
 T = TypeVar("T")
 
 
@@ -92,6 +96,8 @@ class OmapiBackend(DhcpBackend):
         self.timeout = float(sub.get("timeout", DEFAULT_TIMEOUT))
         self._key = read_key(sub, settings.config.resolve)
         self._conn: Any = None
+        self._reader: _Reader | None = None
+        self._tids = itertools.count(secrets.randbelow(1 << 31))  # unique per connection
         self._broken: DriverError | None = None
 
     @property
@@ -102,6 +108,7 @@ class OmapiBackend(DhcpBackend):
     def open(self) -> None:
         """Connect, authenticate and probe (one request) within the timeout."""
         user, key = (self.key_name.encode(), self._key.reveal()) if self._key else (None, None)
+        self._broken, self._reader = None, None
         try:
             self._conn = omapi.Omapi(self.host, self.port, user, key, timeout=self.timeout)
         except Exception as exc:  # pypureomapi raises several unrelated types
@@ -154,93 +161,220 @@ class OmapiBackend(DhcpBackend):
             raise DriverError(f"{self.where}: not found") from exc
         except (omapi.OmapiError, ValueError) as exc:
             error = self._translate(exc, doing)
-            if "rejected the OMAPI key" in str(error):
-                self._broken = error
+            closed = self._conn is not None and self._conn.transport.connection is None
+            if closed or "rejected the OMAPI key" in str(error):
+                self._broken = error  # every further call fails at once, the same way
             raise error from exc
         except Exception as exc:  # socket errors: the connection is gone
             self._broken = self._translate(exc, doing)
             raise self._broken from exc
 
     def _add(self, res: Reservation) -> bool:
-        return self._finish(self._send(res))
+        flight = self._flight(res)
+        try:
+            self._run([flight])
+        finally:
+            self._end_batch()
+        if flight.error is not None:
+            raise flight.error
+        return flight.created
 
     def add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
-        """Pipelined adds: up to :data:`WINDOW` hosts in flight on the one connection.
+        """Pipelined adds: hosts go out in chunks of :data:`WINDOW`, one ``sendall`` each.
 
-        Each host is sent as ``add`` immediately followed by its read-back lookup; dhcpd
-        answers in order, so the lookup also tells "already there" from "conflict" without
-        another round trip. Values are validated and checked before anything is sent.
+        While dhcpd works through one chunk, the next is encoded and sent; then the older
+        chunk's replies are read (dhcpd answers in order). An add's reply carries the host
+        object dhcpd now holds, so it is the read-back. Only a refused add costs more: once
+        nothing else is in flight, a lookup tells "already there with this address" (success)
+        from a conflict. Values are validated and checked before anything is sent.
         """
-        window: deque[_InFlight] = deque()
-        for item in items:
-            try:
-                res = item.checked()
-                self._precheck(res)
-                window.append(self._send(res))
-            except BmprovError as exc:
-                window.append(_InFlight(item, error=exc))
-            while len(window) > WINDOW:
-                yield self._settle(window.popleft())
-        while window:
-            yield self._settle(window.popleft())
+        try:
+            yield from self._add_many(items)
+        finally:
+            self._end_batch()
 
-    def _send(self, res: Reservation) -> _InFlight:
-        add, look = _host_message(res), _lookup_message(res.mac)
-        self._call(lambda: self._conn.send_message(add), f"add {res.mac}")
-        self._call(lambda: self._conn.send_message(look), f"lookup {res.mac}")
+    def _add_many(self, items: Iterable[Reservation]) -> Iterator[AddResult]:
+        flights: deque[_InFlight] = deque()  # input order, yielded once settled
+        chunk: list[_InFlight] = []
+        sent: deque[list[_InFlight]] = deque()  # chunks on the wire, oldest first
+        for item in items:
+            flight = self._prepare(item)
+            flights.append(flight)
+            if not flight.done:
+                chunk.append(flight)
+            if len(chunk) >= WINDOW:
+                self._transmit(chunk)
+                sent.append(chunk)
+                chunk = []
+                if len(sent) > 1:
+                    self._collect(sent.popleft(), sent)
+            while flights and flights[0].done:
+                yield _result(flights.popleft())
+        self._run(chunk, sent)
+        while flights:
+            yield _result(flights.popleft())
+
+    def _prepare(self, item: Reservation) -> _InFlight:
+        """Check one reservation and encode its add; a refused one is settled at once."""
+        try:
+            res = item.checked()
+            self._precheck(res)
+            return self._flight(res)
+        except BmprovError as exc:
+            return _InFlight(item, error=exc, done=True)
+
+    def _flight(self, res: Reservation) -> _InFlight:
+        if self._broken is not None:
+            raise self._broken
+        message = _host_message(res, next(self._tids))
+        wire = self._call(lambda: encode(message, self._auth()), f"add {res.mac}")
         fresh = res.ip not in self._owners
         self._owners[res.ip] = res.mac  # later hosts in the window must not reuse it
-        return _InFlight(res, add, look, fresh)
+        return _InFlight(res, message.tid, wire, fresh)
 
-    def _settle(self, flight: _InFlight) -> AddResult:
+    def _run(self, chunk: list[_InFlight], sent: deque[list[_InFlight]] | None = None) -> None:
+        """Send ``chunk`` and settle it and everything still in flight."""
+        sent = sent if sent is not None else deque()
+        if chunk:
+            self._transmit(chunk)
+            sent.append(chunk)
+        while sent:
+            self._collect(sent.popleft(), sent)
+
+    def _transmit(self, chunk: list[_InFlight]) -> None:
+        """One ``sendall`` for a whole chunk of encoded messages."""
+        data = b"".join(f.wire for f in chunk)
         try:
-            if flight.error is not None:
-                raise flight.error
-            self._finish(flight)
+            self._call(lambda: self._socket().sendall(data), f"add {chunk[0].res.mac}")
         except BmprovError as exc:
-            if flight.fresh and self._owners.get(flight.res.ip) == flight.res.mac:
-                del self._owners[flight.res.ip]
-            return flight.res, exc
-        return flight.res, None
+            for flight in chunk:
+                self._fail(flight, exc)
 
-    def _finish(self, flight: _InFlight) -> bool:
-        """Read the add's and the lookup's replies; True if dhcpd created the host."""
-        res = flight.res
-        added = self._call(lambda: self._conn.receive_response(flight.add), f"add {res.mac}")
-        found = self._call(lambda: self._conn.receive_response(flight.lookup), f"lookup {res.mac}")
-        have = _host_from_reply(res.mac, found)
-        if added.opcode != omapi.OMAPI_OP_UPDATE:
-            if have is not None and have.ip == res.ip:
-                return False
-            raise self._refusal(res, have, added)
-        if have is None or have.ip != res.ip:
-            raise DriverError(f"{self.where}: read-back of {res.mac} shows {have and have.ip}")
-        return True
-
-    def _refusal(self, res: Reservation, have: Reservation | None, reply: Any) -> DriverError:
-        if have is not None:
-            return ReservationConflict(
-                f"{self.where}: MAC {res.mac} is already reserved for {have.ip or 'no address'} "
-                f"(host {have.name}), bmprov wants {res.ip}; not overwritten",
-                "remove the old host object first",
-            )
-        text = dict(reply.message).get(b"message", b"").decode("utf-8", "replace")
-        if res.name:
-            holder = self._lookup_name(res.name)
-            if holder is not None:
-                return ReservationConflict(
-                    f"{self.where}: host name {res.name!r} is already used by MAC {holder}"
+    def _collect(self, chunk: list[_InFlight], sent: deque[list[_InFlight]]) -> None:
+        """Read ``chunk``'s replies; refused adds are explained once the wire is quiet."""
+        refused: list[tuple[_InFlight, Any]] = []
+        for flight in chunk:
+            if flight.done:
+                continue
+            res = flight.res
+            try:
+                reply = self._call(partial(self._reply, flight.tid), f"add {res.mac}")
+            except BmprovError as exc:
+                self._fail(flight, exc)
+                continue
+            if reply.opcode != omapi.OMAPI_OP_UPDATE:
+                refused.append((flight, reply))
+                continue
+            have = _host_from_reply(res.mac, reply)
+            if have is None or have.ip != res.ip:
+                shows = have and have.ip
+                self._fail(
+                    flight, DriverError(f"{self.where}: read-back of {res.mac} shows {shows}")
                 )
+            else:
+                flight.created = flight.done = True
+        if refused:
+            while sent:  # replies to newer chunks come first
+                self._collect(sent.popleft(), sent)
+            self._explain(refused)
+
+    def _explain(self, refused: list[tuple[_InFlight, Any]]) -> None:
+        """Look up each refused host (pipelined): there already with its address, or why not."""
+        found = self._exchange([(f, _lookup_message(f.res.mac)) for f, _ in refused], "lookup")
+        unnamed: list[tuple[_InFlight, Any]] = []
+        for (flight, reply), have in zip(refused, found, strict=True):
+            if flight.done:
+                continue
+            res = flight.res
+            have_host = _host_from_reply(res.mac, have)
+            if have_host is not None and have_host.ip == res.ip:
+                flight.done = True  # already reserved exactly so: nothing changed
+            elif have_host is not None:
+                self._fail(flight, self._conflict(res, have_host))
+            elif res.name:
+                unnamed.append((flight, reply))
+            else:
+                self._fail(flight, self._refused(res, reply))
+        if unnamed:
+            holders = self._exchange([(f, _name_message(f.res.name)) for f, _ in unnamed], "lookup")
+            for (flight, reply), holder in zip(unnamed, holders, strict=True):
+                if flight.done:
+                    continue
+                mac = _mac_from_reply(holder)
+                if mac is None:
+                    self._fail(flight, self._refused(flight.res, reply))
+                else:
+                    message = (
+                        f"{self.where}: host name {flight.res.name!r} is already used by MAC {mac}"
+                    )
+                    self._fail(flight, ReservationConflict(message))
+
+    def _exchange(self, requests: list[tuple[_InFlight, Any]], doing: str) -> list[Any]:
+        """Send every request in one go and read the replies (None for a flight that failed)."""
+        auth = self._auth()
+        replies: list[Any] = []
+        try:
+            data = b"".join(encode(message, auth) for _, message in requests)
+            self._call(lambda: self._socket().sendall(data), doing)
+        except BmprovError as exc:
+            for flight, _ in requests:
+                self._fail(flight, exc)
+            return [None] * len(requests)
+        for flight, message in requests:
+            try:
+                replies.append(self._call(partial(self._reply, message.tid), doing))
+            except BmprovError as exc:
+                self._fail(flight, exc)
+                replies.append(None)
+        return replies
+
+    def _fail(self, flight: _InFlight, error: BmprovError) -> None:
+        """Settle ``flight`` as failed; its address is free again for later hosts."""
+        if flight.done:
+            return
+        flight.error, flight.done = error, True
+        ip, mac = flight.res.ip, flight.res.mac
+        if flight.fresh and self._owners.get(ip) == mac:
+            del self._owners[ip]
+
+    def _conflict(self, res: Reservation, have: Reservation) -> ReservationConflict:
+        return ReservationConflict(
+            f"{self.where}: MAC {res.mac} is already reserved for {have.ip or 'no address'} "
+            f"(host {have.name}), bmprov wants {res.ip}; not overwritten",
+            "remove the old host object first",
+        )
+
+    def _refused(self, res: Reservation, reply: Any) -> DriverError:
+        text = dict(reply.message).get(b"message", b"").decode("utf-8", "replace")
         return DriverError(f"{self.where} refused host {res.mac}: {text or 'add failed'}")
 
-    def _lookup_name(self, name: str) -> str | None:
-        try:
-            found = self._call(lambda: self._conn.lookup_host(name))
-        except DriverError as exc:
-            if isinstance(exc.__cause__, omapi.OmapiErrorNotFound):
-                return None
-            raise
-        return str(found.get("mac"))
+    # -- the wire, for pipelined batches (pypureomapi does the handshake and everything else)
+
+    def _auth(self) -> Any:
+        protocol = self._conn.protocol
+        return protocol.authenticators[protocol.defauth]
+
+    def _socket(self) -> Any:
+        sock = self._conn.transport.connection
+        if sock is None:
+            raise omapi.OmapiError("not connected")
+        return sock
+
+    def _reply(self, tid: int) -> Any:
+        """The next reply on the connection, checked: signature, authenticator, request id."""
+        if self._reader is None:
+            self._reader = _Reader(self._conn)
+        reply = self._reader.next()
+        if reply.rid != tid:
+            self._conn.close()
+            raise omapi.OmapiError("received message is not the desired response")
+        return reply
+
+    def _end_batch(self) -> None:
+        """Hand whatever the batch's reader holds back to pypureomapi (nothing, normally)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.release()
 
     def lookup(self, mac: str) -> Reservation | None:
         """The host object for ``mac`` (address and name; dhcpd never returns statements)."""
@@ -266,13 +400,133 @@ class OmapiBackend(DhcpBackend):
 
 @dataclass
 class _InFlight:
-    """A host whose add and lookup were sent and whose replies are still to be read."""
+    """A host whose add is encoded (and maybe sent) and whose outcome is not known yet."""
 
     res: Reservation
-    add: Any = None
-    lookup: Any = None
-    fresh: bool = False  # its IP was claimed by this send (undone if it fails)
+    tid: int = 0
+    wire: bytes = b""
+    fresh: bool = False  # its IP was claimed by this add (undone if it fails)
     error: BmprovError | None = None
+    done: bool = False
+    created: bool = False  # dhcpd made the host (False: it was already there)
+
+
+def _result(flight: _InFlight) -> AddResult:
+    return flight.res, flight.error
+
+
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!L")
+_HEAD = struct.Struct("!6L")  # authid, authlen, opcode, handle, tid, rid
+MAX_MESSAGE = 65536  # pypureomapi's limit, both ways
+
+
+def encode(message: Any, auth: Any) -> bytes:
+    """``message`` signed by ``auth``, as bytes on the wire: what pypureomapi's ``sign`` and
+    ``send_message`` produce, built once instead of serialised three times."""
+    signed = b"".join(
+        (
+            _U32.pack(auth.authlen),
+            struct.pack("!4L", message.opcode, message.handle, message.tid, message.rid),
+            _bindict(message.message),
+            _bindict(message.obj),
+        )
+    )
+    if len(signed) + 4 + auth.authlen > MAX_MESSAGE:
+        raise omapi.OmapiSizeLimitError
+    signature: bytes = auth.sign(signed)
+    return _U32.pack(auth.authid) + signed + signature
+
+
+def _bindict(items: list[tuple[bytes, bytes]]) -> bytes:
+    parts: list[bytes] = []
+    for key, value in items:
+        parts += (_U16.pack(len(key)), key, _U32.pack(len(value)), value)
+    parts.append(b"\0\0")
+    return b"".join(parts)
+
+
+class _Reader:
+    """Signed OMAPI messages read straight off pypureomapi's socket (its parser is a chain
+    of generators that costs more than the round trip)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        inbuffer = conn.protocol.inbuffer  # empty between requests; taken over if not
+        self.buf = bytearray(inbuffer.buff)
+        inbuffer.buff = b""
+        inbuffer.resetsize()
+        conn.protocol.current_parser = None
+
+    def release(self) -> None:
+        """Give unread bytes back to pypureomapi's parser."""
+        if self.buf and self.conn.transport.connection is not None:
+            self.conn.protocol.data_received(bytes(self.buf))
+        self.buf.clear()
+
+    def next(self) -> Any:
+        """The next whole message, its signature verified."""
+        while True:
+            parsed = decode(self.buf)
+            if parsed is not None:
+                message, signed, size = parsed
+                del self.buf[:size]
+                self._verify(message, signed)
+                return message
+            if len(self.buf) > MAX_MESSAGE:
+                self.conn.close()
+                raise omapi.OmapiSizeLimitError
+            sock = self.conn.transport.connection
+            if sock is None:
+                raise omapi.OmapiError("not connected")
+            data = sock.recv(65536)
+            if not data:
+                self.conn.close()
+                raise omapi.OmapiError("connection closed")
+            self.buf += data
+
+    def _verify(self, message: Any, signed: bytes) -> None:
+        protocol = self.conn.protocol
+        auth = protocol.authenticators.get(message.authid)
+        if auth is None or not hmac.compare_digest(auth.sign(signed), message.signature):
+            self.conn.close()
+            raise omapi.OmapiError("bad omapi message signature")
+        if message.authid != protocol.defauth:
+            raise omapi.OmapiError("received message is signed with wrong authenticator")
+
+
+def decode(buf: bytes | bytearray) -> tuple[Any, bytes, int] | None:
+    """The first message in ``buf``: (message, the bytes its signature covers, its size), or
+    None if ``buf`` does not hold all of it yet."""
+    if len(buf) < _HEAD.size:
+        return None
+    authid, authlen, opcode, handle, tid, rid = _HEAD.unpack_from(buf)
+    pos = _HEAD.size
+    maps: list[list[tuple[bytes, bytes]]] = []
+    for _ in range(2):
+        items: list[tuple[bytes, bytes]] = []
+        while True:
+            if len(buf) < pos + 2:
+                return None
+            (klen,) = _U16.unpack_from(buf, pos)
+            pos += 2
+            if not klen:
+                break
+            if len(buf) < pos + klen + 4:
+                return None
+            key = bytes(buf[pos : pos + klen])
+            (vlen,) = _U32.unpack_from(buf, pos + klen)
+            pos += klen + 4
+            if len(buf) < pos + vlen:
+                return None
+            items.append((key, bytes(buf[pos : pos + vlen])))
+            pos += vlen
+        maps.append(items)
+    if len(buf) < pos + authlen:
+        return None
+    signature = bytes(buf[pos : pos + authlen])
+    message = omapi.OmapiMessage(authid, opcode, handle, tid, rid, maps[0], maps[1], signature)
+    return message, bytes(buf[4:pos]), pos + authlen
 
 
 def _lookup_message(mac: str) -> Any:
@@ -282,9 +536,23 @@ def _lookup_message(mac: str) -> Any:
     return msg
 
 
+def _name_message(name: str) -> Any:
+    msg = omapi.OmapiMessage.open(b"host")
+    msg.obj.append((b"name", name.encode()))
+    return msg
+
+
+def _mac_from_reply(reply: Any) -> str | None:
+    """The MAC of the host in a lookup reply (None: no such host)."""
+    if reply is None or reply.opcode != omapi.OMAPI_OP_UPDATE:
+        return None
+    raw = dict(reply.obj).get(b"hardware-address")
+    return omapi.unpack_mac(raw) if raw else None
+
+
 def _host_from_reply(mac: str, reply: Any) -> Reservation | None:
     """The host in a lookup reply (None: dhcpd has no host with this MAC)."""
-    if reply.opcode != omapi.OMAPI_OP_UPDATE:
+    if reply is None or reply.opcode != omapi.OMAPI_OP_UPDATE:
         return None
     obj = dict(reply.obj)
     raw_ip = obj.get(b"ip-address")
@@ -292,9 +560,13 @@ def _host_from_reply(mac: str, reply: Any) -> Reservation | None:
     return Reservation(mac=mac, ip=ip, name=obj.get(b"name", b"").decode("utf-8", "replace"))
 
 
-def _host_message(res: Reservation) -> Any:
-    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements."""
-    msg = omapi.OmapiMessage.open(b"host")
+def _host_message(res: Reservation, tid: int = -1) -> Any:
+    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements.
+
+    ``tid`` -1 draws a random transaction id (pypureomapi's way: one ``getrandom`` call each);
+    a batch numbers its messages from one random start instead.
+    """
+    msg = omapi.OmapiMessage(opcode=omapi.OMAPI_OP_OPEN, message=[(b"type", b"host")], tid=tid)
     msg.message.append((b"create", struct.pack("!I", 1)))
     msg.message.append((b"exclusive", struct.pack("!I", 1)))
     if res.name:
