@@ -220,3 +220,28 @@ def test_rerun_and_name_conflicts_inside_a_pipelined_batch(server) -> None:
         assert backend.lookup("02:31:00:00:05:01") is None
     finally:
         backend.close()
+
+
+def test_the_read_back_is_a_separate_lookup(server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup behind each add decides, not the add's own reply: aim it at another host
+    and a perfectly good add is reported as not holding its address."""
+    import bmprov.dhcp.omapi as omapi_mod
+
+    topo, secret = server
+    backend = connect(topo, settings(secret))
+    other, mine = "02:31:00:00:01:e0", "02:31:00:00:01:e1"
+    real_lookup = omapi_mod._lookup_message
+    try:
+        assert backend.add(res(other, f"10.231.{NET}.230", "SNE0")) is True
+        monkeypatch.setattr(
+            omapi_mod, "_lookup_message", lambda mac, tid=-1: real_lookup(other, tid)
+        )
+        results = list(backend.add_many([res(mine, f"10.231.{NET}.231", "SNE1")]))
+        ((_, error),) = results
+        assert isinstance(error, DriverError)
+        assert f"read-back of {mine} shows 10.231.{NET}.230" in str(error)
+    finally:
+        monkeypatch.setattr(omapi_mod, "_lookup_message", real_lookup)
+        for mac in (other, mine):
+            backend.remove(mac)
+        backend.close()

@@ -183,10 +183,11 @@ class OmapiBackend(DhcpBackend):
         """Pipelined adds: hosts go out in chunks of :data:`WINDOW`, one ``sendall`` each.
 
         While dhcpd works through one chunk, the next is encoded and sent; then the older
-        chunk's replies are read (dhcpd answers in order). An add's reply carries the host
-        object dhcpd now holds, so it is the read-back. Only a refused add costs more: once
-        nothing else is in flight, a lookup tells "already there with this address" (success)
-        from a conflict. Values are validated and checked before anything is sent.
+        chunk's replies are read (dhcpd answers in order). Every add travels with its read-back:
+        the same lookup as pypureomapi's ``lookup_host_host(mac)``, sent right behind it, whose
+        reply must show the address bmprov asked for. A refused add is explained once nothing
+        else is in flight: a lookup tells "already there with this address" (success) from a
+        conflict. Values are validated and checked before anything is sent.
         """
         try:
             yield from self._add_many(items)
@@ -227,10 +228,12 @@ class OmapiBackend(DhcpBackend):
         if self._broken is not None:
             raise self._broken
         message = _host_message(res, next(self._tids))
-        wire = self._call(lambda: encode(message, self._auth()), f"add {res.mac}")
+        check = _lookup_message(res.mac, next(self._tids))  # lookup_host_host's own message
+        auth = self._auth()
+        wire = self._call(lambda: encode(message, auth) + encode(check, auth), f"add {res.mac}")
         fresh = res.ip not in self._owners
         self._owners[res.ip] = res.mac  # later hosts in the window must not reuse it
-        return _InFlight(res, message.tid, wire, fresh)
+        return _InFlight(res, message.tid, check.tid, wire, fresh)
 
     def _run(self, chunk: list[_InFlight], sent: deque[list[_InFlight]] | None = None) -> None:
         """Send ``chunk`` and settle it and everything still in flight."""
@@ -259,13 +262,14 @@ class OmapiBackend(DhcpBackend):
             res = flight.res
             try:
                 reply = self._call(partial(self._reply, flight.tid), f"add {res.mac}")
+                check = self._call(partial(self._reply, flight.check_tid), f"read back {res.mac}")
             except BmprovError as exc:
                 self._fail(flight, exc)
                 continue
             if reply.opcode != omapi.OMAPI_OP_UPDATE:
                 refused.append((flight, reply))
                 continue
-            have = _host_from_reply(res.mac, reply)
+            have = _host_from_reply(res.mac, check)
             if have is None or have.ip != res.ip:
                 shows = have and have.ip
                 self._fail(
@@ -404,6 +408,7 @@ class _InFlight:
 
     res: Reservation
     tid: int = 0
+    check_tid: int = 0  # the read-back lookup sent right behind the add
     wire: bytes = b""
     fresh: bool = False  # its IP was claimed by this add (undone if it fails)
     error: BmprovError | None = None
@@ -529,8 +534,9 @@ def decode(buf: bytes | bytearray) -> tuple[Any, bytes, int] | None:
     return message, bytes(buf[4:pos]), pos + authlen
 
 
-def _lookup_message(mac: str) -> Any:
-    msg = omapi.OmapiMessage.open(b"host")
+def _lookup_message(mac: str, tid: int = -1) -> Any:
+    """What pypureomapi's ``lookup_host_host(mac)`` sends (``tid`` -1: a random one)."""
+    msg = omapi.OmapiMessage(opcode=omapi.OMAPI_OP_OPEN, message=[(b"type", b"host")], tid=tid)
     msg.obj.append((b"hardware-address", omapi.pack_mac(mac)))
     msg.obj.append((b"hardware-type", struct.pack("!I", 1)))
     return msg
