@@ -17,6 +17,7 @@ Leaving service (``decommissioning``) removes the reservation and releases the a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ from bmprov.errors import BmprovError
 from bmprov.filejobs import FileJobs, FileResult
 from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
 from bmprov.nodes import Node
+
+log = logging.getLogger(__name__)
 
 ALLOCATE, RESERVE, RELEASE = "allocate", "reserve", "release"
 
@@ -78,8 +81,22 @@ class NetworkingAction(StageAction):
             undo = allocation.new - batch.reserved
             if undo:
                 ipam.release(ctx.db, sorted(undo))
+        if todo and ctx.options.get("file_writer") is None:
+            _write_defaults(ctx)
         for node in nodes:
             yield _outcome(node, batch)
+
+
+def _write_defaults(ctx: ActionContext) -> None:
+    """The loaders' fallback files (local boot, iPXE's boot.ipxe), so a site that never ran
+    `bmprov pxe render` still boots unknown machines to disk. Unchanged files are not rewritten;
+    a failure here is logged, not charged to the nodes (their own entries are in place)."""
+    from bmprov.bootfiles import NodeFileWriter  # noqa: PLC0415
+
+    try:
+        NodeFileWriter(ctx.config).write_defaults()
+    except BmprovError as exc:
+        log.warning("default boot files not written: %s", exc)
 
 
 def _reserve_and_write(

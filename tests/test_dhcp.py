@@ -240,3 +240,18 @@ def test_kea_keeps_entries_it_does_not_manage(tmp_path) -> None:
     held = json.loads(conf.read_text())["Dhcp4"]["subnet4"][0]["reservations"]
     assert held[:2] == [foreign, mine]
     assert held[2]["hw-address"] == "02:31:00:00:05:07"
+
+
+def test_empty_boot_filename_leaves_the_loader_to_the_server(site, cli) -> None:
+    """Mixed BIOS/UEFI sites: no per-host filename, so dhcpd's architecture rules apply."""
+    text = site.config_path.read_text().replace(
+        'boot_filename = "pxelinux.0"', 'boot_filename = ""', 1
+    )
+    site.config_path.write_text(text)
+    load(site, [row(1)])
+    networking(site)
+    isc = cli("dhcp", "export", "--format", "isc")
+    assert isc.exit_code == 0 and "fixed-address 10.20.0.2;" in isc.stdout
+    assert "filename" not in isc.stdout
+    kea = json.loads(cli("dhcp", "export", "-f", "kea").stdout)
+    assert "boot-file-name" not in kea["reservations"][0]

@@ -187,3 +187,13 @@ def test_hostnames_are_validated_before_sending(site, hostname) -> None:
     _batch, nodes = networking(site)
     assert "not a valid host name" in nodes["SN1"].stage_reason
     assert reservations(site) == {}
+
+
+def test_networking_also_writes_the_loaders_default_files(site) -> None:
+    """A site that never ran `pxe render` still boots unknown machines to their disk."""
+    load(site, [row(1)])
+    batch, _ = networking(site)
+    assert batch.exit_code == 0
+    default = site.dir / "tftpboot" / "pxelinux.cfg" / "default"
+    assert "LOCALBOOT" in default.read_text()
+    assert (site.dir / "tftpboot" / "grub" / "grub.cfg").exists()
