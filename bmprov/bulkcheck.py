@@ -38,9 +38,8 @@ _REPEATED_CHAR = re.compile(r"^(.)\1*$", re.MULTILINE | re.IGNORECASE)
 _HOSTS = _column(_HOST)
 _LONG_LINE = re.compile(r"^.{254,}$", re.MULTILINE)
 _MACS = _column(_MAC_ANY)
-_NOT_HEX = re.compile(r"[^0-9a-f\n]")
 _GROUP_BIT = re.compile(r"^.[13579bdf]", re.MULTILINE)
-_ZERO = re.compile(r"^0{12}$", re.MULTILINE)
+_ZERO_MAC = re.compile(r"^00:00:00:00:00:00$", re.MULTILINE)
 _ASSETS = _column(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 _BMC = _column(rf"(?:{_OCTET}(?:\.{_OCTET}){{3}}|{_HOST})(?::{_PORT})?")
 
@@ -79,10 +78,16 @@ def macs(texts: list[str]) -> list[Any] | None:
     joined = _joined(texts)
     if joined is None or not _MACS.fullmatch(joined):
         return None
-    digits = _NOT_HEX.sub("", joined.lower())
-    if _GROUP_BIT.search(digits) or _ZERO.search(digits):
+    # Colon and dash forms become canonical in C; only Cisco (14) and bare (12) lines are
+    # rebuilt one by one.
+    lines = [
+        m if len(m) != 14 and len(m) != 12 else bytes.fromhex(m.replace(".", "")).hex(":")
+        for m in joined.lower().replace("-", ":").split("\n")
+    ]
+    canonical = "\n".join(lines)
+    if _GROUP_BIT.search(canonical) or _ZERO_MAC.search(canonical):
         return None
-    return [(bytes.fromhex(m).hex(":"),) if m else None for m in digits.split("\n")]
+    return [(m,) if m else None for m in lines]
 
 
 def asset_tags(texts: list[str]) -> list[Any] | None:
