@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PREFIX = "bmpA-"
 CLONE_NEWNET = 0x40000000
@@ -54,6 +55,17 @@ def netns(name: str) -> Iterator[None]:
 
 def sh(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, check=True, capture_output=True, text=True, timeout=timeout)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a child we started, by its PID; kill it if it lingers, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @dataclass
@@ -93,13 +105,7 @@ class Topology:
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
         if proc in self.procs:
             self.procs.remove(proc)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.bootutil import import_nodes, set_stage
+from tests.peers import stop_process
 
 pytestmark = pytest.mark.peer
 
@@ -66,12 +67,7 @@ def tftpd(site) -> Iterator[tuple[int, Path]]:
             time.sleep(0.05)
         yield port, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
 
 
 def test_loaders_fetch_per_mac_entries_over_tftp(site, cli, tftpd, tmp_path) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests import peers
+from tests.peers import stop_process
 
 PREFIX = "bmpQ-"
 BRIDGE, TAP = "bmpQ-br0", "bmpQ-tap0"
@@ -166,13 +167,7 @@ class PxeLab:
         return Boot(code, elapsed, self.callbacks[seen:], text)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
         if proc in self.procs:
             self.procs.remove(proc)
 

@@ -32,6 +32,7 @@ import pytest
 
 from bmprov.db import StateDB, utcnow
 from bmprov.drivers.ipmi import probe
+from tests.peers import stop_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -85,15 +86,8 @@ DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
 """Command prefix: the simulator gets SIGTERM if pytest itself dies (even by SIGKILL)."""
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """Terminate a child we started, by PID; kill it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+stop = stop_process
+"""Terminate a child we started, by PID; kill it if it lingers (shared with the DHCP peers)."""
 
 
 def wait_until(
