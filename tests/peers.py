@@ -57,6 +57,17 @@ def sh(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, check=True, capture_output=True, text=True, timeout=timeout)
 
 
+def delete_netns(ns: str) -> None:
+    """Kill whatever still runs inside one of our own namespaces, then delete it."""
+    left = subprocess.run(
+        ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for pid in left:  # only processes inside this namespace
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
 def stop_process(proc: subprocess.Popen[Any]) -> None:
     """Terminate a child we started, by its PID; kill it if it lingers, and reap it."""
     if proc.poll() is None:
@@ -145,13 +156,7 @@ def topology(client_mac: str, net: int, plen: int = 24) -> Iterator[Topology]:
         for proc in list(topo.procs):
             topo.stop(proc)
         for ns in (topo.srv, topo.cli):
-            left = subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in left:  # only processes inside our own namespaces
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+            delete_netns(ns)
 
 
 def wait_port(ns: str, port: int, timeout: float = 10.0) -> None:

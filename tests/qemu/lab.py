@@ -23,7 +23,6 @@ import http.server
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -237,14 +236,7 @@ def _ns_up(ns: str) -> None:
     peers.sh("ip", "-n", ns, "link", "set", TAP, "master", BRIDGE, "up")
 
 
-def _ns_down(ns: str) -> None:
-    left = subprocess.run(
-        ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-    ).stdout.split()
-    for pid in left:  # only processes inside our own namespace
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+_ns_down = peers.delete_netns
 
 
 def _servers(lab: PxeLab) -> None:
