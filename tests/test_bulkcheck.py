@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,27 @@ def test_bulk_accepts_the_common_case() -> None:
     assert bulkcheck.serials(["SN1", "", "CZ0001"]) == ["SN1", None, "CZ0001"]
     assert bulkcheck.hostnames(["Node1.DC1"]) == ["node1.dc1"]
     assert bulkcheck.bmc_addresses(["10.0.0.1:623", "bmc1"]) == ["10.0.0.1:623", "bmc1"]
+    # A line whose first alternative matches only a prefix (IPv4 vs host name) still passes:
+    # the possessive column pattern must not give up on it.
+    assert bulkcheck.bmc_addresses(["10.0.0.1.example", ""]) == ["10.0.0.1.example", None]
+    assert bulkcheck.macs(["5254.00ab.cdef", "525400ABCDEF"]) == [
+        ("52:54:00:ab:cd:ef",),
+        ("52:54:00:ab:cd:ef",),
+    ]
+
+
+def test_bulk_column_of_100000_lines_is_one_cheap_pass() -> None:
+    texts = [
+        f"52:54:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}" for i in range(100_000)
+    ]
+    tracemalloc.start()
+    try:
+        values = bulkcheck.macs(texts)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert values is not None and len(values) == 100_000
+    assert peak < 40 * 2**20  # a backtracking point per line once cost 100 MB here
 
 
 @pytest.mark.parametrize("cell", ["01:00:5e:00:00:01", "000000000000", "aa:bb", "x\ny"])
