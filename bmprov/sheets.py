@@ -2,7 +2,7 @@
 
 Readers never interpret cells: text stays text, and numbers are handed on as numbers so the
 importer can tell a MAC that Excel turned into an integer from a real text cell. python-calamine
-streams .xlsx (about 12× faster than openpyxl here); openpyxl is the fallback for files calamine
+reads .xlsx (about 12× faster than openpyxl here); openpyxl is the fallback for files calamine
 cannot open; CSV uses the csv module (UTF-8, BOM tolerated, delimiter sniffed).
 """
 
@@ -36,6 +36,16 @@ class Sheet:
     def number(self, k: int) -> int:
         """The spreadsheet row number of ``rows[k]``."""
         return self.header_row + 1 + k
+
+    def columns(self) -> list[tuple[Cell, ...]]:
+        """The rows turned into columns (in C, via zip); short rows padded with blanks."""
+        width = len(self.header)
+        rows = self.rows
+        if not rows:
+            return [() for _ in range(width)]
+        if min(map(len, rows)) < width:
+            rows = [r if len(r) >= width else [*r, *([None] * (width - len(r)))] for r in rows]
+        return list(zip(*rows, strict=False))[:width]
 
 
 def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
@@ -90,7 +100,7 @@ def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Ce
         raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
     data = workbook.get_sheet_by_name(sheet if sheet is not None else names[0])
     first_row = (data.start or (0, 0))[0] + 1
-    rows = cast("Iterator[list[Cell]]", data.iter_rows())
+    rows = cast("list[list[Cell]]", data.to_python())  # rectangular, "" for blank cells
     return zip(itertools.count(first_row), rows, strict=False)
 
 

@@ -123,6 +123,19 @@ def test_mac_of_another_serial_in_state_is_refused(site: Site, tmp_path: Path) -
     assert "belongs to node SN00001" in str(err.value.problems[0])
 
 
+def test_host_name_of_another_serial_in_state_is_refused(site: Site, tmp_path: Path) -> None:
+    with site.db() as db:
+        import_sheet(db, site.config, write_csv(tmp_path / "a.csv", [HEADER, row(1), row(2)]))
+        with pytest.raises(ValidationFailed) as err:
+            import_sheet(
+                db, site.config, write_csv(tmp_path / "b.csv", [HEADER, row(3, Hostname="node1")])
+            )
+    assert [str(p) for p in err.value.problems] == [
+        f"{tmp_path / 'b.csv'}:2:Hostname: "
+        "host name node1 belongs to node SN00001 in the state file"
+    ]
+
+
 def test_macs_and_hostnames_can_swap_within_one_sheet(site: Site, tmp_path: Path) -> None:
     with site.db() as db:
         import_sheet(db, site.config, write_csv(tmp_path / "a.csv", [HEADER, row(1), row(2)]))
