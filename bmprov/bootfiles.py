@@ -238,6 +238,9 @@ def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
     return profiles
 
 
+_CLOUD_INIT = ("user-data", "meta-data")
+
+
 # ---- the writer -------------------------------------------------------------------------------
 
 
@@ -277,6 +280,25 @@ class NodeFileWriter:
     def local_boot(self, node: Node) -> list[Path]:
         """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
         return [Path(p) for p in self._write(self._render_local(node))]
+
+    def remove_install(self, node: Node) -> list[Path]:
+        """Delete the node's install file(s), whatever OS it had; returns the paths removed.
+
+        A leaving node's kickstart/preseed/autoinstall carries its root password hash and
+        must not stay published on the HTTP server.
+        """
+        base = self.settings.http_root / self.settings.install_dir
+        candidates = [base / f"{node.serial}.cfg", *(base / node.serial / n for n in _CLOUD_INIT)]
+        removed = [p for p in candidates if p.is_file()]
+        try:
+            for path in removed:
+                path.unlink()
+            if (base / node.serial).is_dir() and not any((base / node.serial).iterdir()):
+                (base / node.serial).rmdir()
+        except OSError as exc:
+            message = f"cannot remove {exc.filename}: {exc.strerror}"
+            raise StepFailed("install file", message) from None
+        return removed
 
     def write_defaults(self) -> list[Path]:
         """The loaders' fallback files (local boot); returns paths written."""
@@ -468,8 +490,17 @@ class NodeFileWriter:
             raise StepFailed("install file", str(exc)) from None
 
     def _write(self, files: dict[str, str]) -> list[str]:
-        """Write each file that changed; returns those written."""
-        return [path for path, text in files.items() if self._dirs.write(path, text.encode())]
+        """Write each file that changed; returns those written. An unwritable path (full disk,
+        a directory where the file should be, no permission) is :class:`StepFailed`."""
+        written: list[str] = []
+        for path, text in files.items():
+            try:
+                if self._dirs.write(path, text.encode()):
+                    written.append(path)
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise StepFailed("boot files", f"cannot write {path}: {reason}") from None
+        return written
 
 
 class _Dirs:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
+from bmprov.bootfiles import NodeFileWriter
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
 from bmprov.errors import BmprovError
 from bmprov.filejobs import FileJobs, FileResult
@@ -185,25 +186,39 @@ def _outcome(node: Node, batch: _Batch) -> Outcome:
 
 @register_action(st.DECOMMISSIONING)
 class DecommissionAction(StageAction):
-    """Leaving service: remove the DHCP reservation, then release the address."""
+    """Leaving service: local boot, no install file, no DHCP reservation, address released.
+
+    The boot entries go first: a leaving machine that PXE-boots must find its disk, never an
+    installer (the same rule as *deployed*). A node whose files cannot be switched keeps its
+    reservation and address, so a re-run starts it again from the top.
+    """
 
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """One backend connection for the batch; the IP is released only once unreserved."""
+        failed: dict[int, tuple[str, str]] = {}
+        writer = NodeFileWriter(ctx.config)
+        for node in nodes:
+            try:
+                writer.local_boot(node)
+                writer.remove_install(node)
+            except BmprovError as exc:
+                failed[node.id] = (str(exc), getattr(exc, "step", None) or "local boot")
         settings = DhcpSettings.from_config(ctx.config)
         backend = ctx.options.get("dhcp_backend") or open_backend(settings)
         done: list[Node] = []
-        failed: dict[int, str] = {}
         with backend:
             for node in nodes:
+                if node.id in failed:
+                    continue
                 try:
                     for mac in node.macs:
                         backend.remove(mac)
                     done.append(node)
                 except BmprovError as exc:
-                    failed[node.id] = str(exc)
+                    failed[node.id] = (str(exc), RELEASE)
         ipam.release(ctx.db, [n.id for n in done])
         for node in nodes:
             if node.id in failed:
-                yield Outcome(node, False, failed[node.id], RELEASE)
+                yield Outcome(node, False, *failed[node.id])
             else:
-                yield Outcome(node, True, "reservation removed, address released")
+                yield Outcome(node, True, "local boot; install file, reservation and address gone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -170,6 +171,51 @@ def test_decommission_removes_reservation_and_releases_ip(site) -> None:
         assert get_node(db, "SN1").ip is None
         assert get_node(db, "SN1").stage == "wiping"
     assert reservations(site) == {}
+
+
+def test_decommission_switches_boot_entries_and_removes_the_install_file(site) -> None:
+    """A leaving machine that PXE-boots must find its disk, and its kickstart (with the root
+    password hash) must no longer be published."""
+    load(site, [row(1), row(2)])
+    networking(site)
+    pxe = site.dir / "tftpboot" / "pxelinux.cfg" / "01-02-31-00-00-00-01"
+    kickstart = site.dir / "http" / "ks" / "SN1.cfg"
+    assert "LOCALBOOT" not in pxe.read_text() and kickstart.exists()
+    with site.db() as db:
+        db.conn.execute("UPDATE nodes SET stage = 'deployed' WHERE serial = 'SN1'")
+        batch = advance(
+            ActionContext(site.config, db, "t"), Selection(serials=("SN1",)), "decommissioning"
+        )
+    assert [r.status for r in batch.results] == ["ok"]
+    assert "LOCALBOOT" in pxe.read_text()
+    grub = site.dir / "tftpboot" / "grub" / "grub.cfg-01-02-31-00-00-00-01"
+    assert "linux" not in grub.read_text()
+    assert not kickstart.exists()
+    assert (site.dir / "http" / "ks" / "SN2.cfg").exists()  # the other node is untouched
+
+
+def test_decommission_keeps_the_reservation_when_files_cannot_be_switched(site) -> None:
+    load(site, [row(1)])
+    networking(site)
+    pxe = site.dir / "tftpboot" / "pxelinux.cfg"
+    pxe.chmod(0o500)
+    try:
+        if os.access(pxe, os.W_OK):  # root ignores modes: make the entry a directory instead
+            entry = pxe / "01-02-31-00-00-00-01"
+            entry.unlink()
+            entry.mkdir()
+        with site.db() as db:
+            db.conn.execute("UPDATE nodes SET stage = 'deployed'")
+            batch = advance(
+                ActionContext(site.config, db, "t"), Selection(all=True), "decommissioning"
+            )
+            node = get_node(db, "SN1")
+    finally:
+        pxe.chmod(0o755)
+    [result] = batch.results
+    assert result.status == "failed" and "01-02-31-00-00-00-01" in result.message
+    assert node.ip == "10.20.0.2" and node.stage == "failed"
+    assert reservations(site) == {"02:31:00:00:00:01": "10.20.0.2"}
 
 
 def test_config_error_is_clear(site) -> None:
