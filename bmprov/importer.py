@@ -653,23 +653,27 @@ def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPl
     plan = ImportPlan(file=read.file, unknown_columns=read.unknown_columns)
     problems: list[Problem] = []
     state = load_stored(db)
-    sheet_rows = {r.serial: r for r in read.rows}
     marker_at = NODE_INDEX.get(config.marker_field, NODE_INDEX["notes"])
     pattern = config.marker_pattern
-    marked: dict[Any, bool] = {}
+    marked: dict[Any, bool] = {}  # marker cell -> does it match (cells repeat: test each once)
 
     def is_marked(value: Any) -> bool:
-        if value not in marked:
-            marked[value] = bool(pattern.search(str(value or "")))
-        return marked[value]
+        flag = marked.get(value)
+        if flag is None:
+            flag = marked[value] = bool(pattern.search(str(value or "")))
+        return flag
 
-    for r in _claiming_others(read.rows, state):
-        _check_against_state(read, r, sheet_rows, state, problems)
+    claiming = _claiming_others(read.rows, state)
+    if claiming:
+        sheet_rows = {r.serial: r for r in read.rows}
+        for r in claiming:
+            _check_against_state(read, r, sheet_rows, state, problems)
+    stored_nodes, new = state.nodes, plan.new
     for r in read.rows:
-        ex = state.nodes.get(r.serial)
+        ex = stored_nodes.get(r.serial)
         if ex is None:
             r.automated = is_marked(r.node[marker_at])
-            plan.new.append(r)
+            new.append(r)
             continue
         value = r.node[marker_at]
         r.automated = is_marked(ex[4][marker_at] if value is None else value)
@@ -684,6 +688,8 @@ def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPl
 def _claiming_others(rows: list[SheetRow], state: StoredNodes) -> list[SheetRow]:
     """Rows with a MAC or host name that the state file gives to another serial (set algebra
     in C; usually none, and then no row is looked at one by one)."""
+    if not state.mac_owner and not state.host_owner:
+        return []
     hostname = NODE_INDEX["hostname"]
     macs = {(m, r.serial) for r in rows for m in r.macs or ()} - state.mac_owner.items()
     hosts = {(h, r.serial) for r in rows if (h := r.node[hostname])} - state.host_owner.items()
