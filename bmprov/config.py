@@ -74,16 +74,40 @@ class Config:
 def find_config(explicit: Path | None) -> Path | None:
     """The config file to use: ``--config``, ``$BMPROV_CONFIG``, ``./bmprov.toml``, or None."""
     if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"config file {explicit} does not exist")
+        _check_file(explicit, f"config file {explicit}")
         return explicit
     env = os.environ.get(ENV_CONFIG)
     if env:
-        if not Path(env).is_file():
-            raise ConfigError(f"${ENV_CONFIG} names {env}, which does not exist")
+        _check_file(Path(env), f"${ENV_CONFIG} names {env}, which")
         return Path(env)
     local = Path.cwd() / CONFIG_NAME
     return local if local.is_file() else None
+
+
+def _check_file(path: Path, what: str) -> None:
+    """:class:`ConfigError` unless ``path`` is a regular file (``what`` starts the message)."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise ConfigError(f"{what} is a directory, not a config file")
+    if path.exists():
+        raise ConfigError(f"{what} is not a regular file")
+    raise ConfigError(f"{what} does not exist")
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; :class:`ConfigError` naming it (and the line) if unreadable or not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        ) from None
 
 
 def load_config(explicit: Path | None = None, *, required: bool = True) -> Config:
@@ -95,7 +119,7 @@ def load_config(explicit: Path | None = None, *, required: bool = True) -> Confi
                 f"no {CONFIG_NAME} here; run `bmprov init`, pass --config or set ${ENV_CONFIG}"
             )
         return Config(path=None, raw={})
-    return parse_config(path.resolve(), path.read_text(encoding="utf-8"))
+    return parse_config(path.resolve(), read_config_text(path))
 
 
 def parse_config(path: Path, text: str) -> Config:
@@ -105,16 +129,32 @@ def parse_config(path: Path, text: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     problems = validate_config(raw)
+    if not problems:
+        problems = _check_pattern(raw)
     if problems:
         raise ConfigError(f"{path}: " + f"\n{path}: ".join(problems))
     return Config(path=path, raw=raw)
+
+
+def _check_pattern(raw: dict[str, Any]) -> list[str]:
+    """``import.marker_pattern`` must compile (else every import would crash on it)."""
+    pattern = raw.get("import", {}).get("marker_pattern")
+    if pattern is None:
+        return []
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return [f"import.marker_pattern: not a regular expression ({exc})"]
+    return []
 
 
 def validate_config(raw: dict[str, Any]) -> list[str]:
     """Schema problems as ``key.path: message`` lines (empty when valid)."""
     import jsonschema  # noqa: PLC0415  (keeps `bmprov --help` fast)
 
-    validator = jsonschema.Draft202012Validator(config_schema())
+    validator = jsonschema.Draft202012Validator(
+        config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     problems = []
     for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
@@ -128,13 +168,14 @@ def _plain(error: Any) -> str:
         extra = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
         names = extra or re.findall(r"'([^']+)'", error.message)
         return f"unknown key(s): {', '.join(names)}"
+    if error.validator == "format":  # only ever on addresses: not secret
+        return f"{error.instance!r} is not a valid {error.validator_value} address"
     if error.validator in {
         "type",
         "enum",
         "pattern",
         "minimum",
         "maximum",
-        "format",
         "minLength",
         "maxLength",
         "minItems",

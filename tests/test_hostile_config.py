@@ -1,0 +1,197 @@
+"""Hostile bmprov.toml files and config paths: a clear ``Error:`` naming file and key, exit 2.
+
+Never a traceback, never an ``internal error`` line, nothing written. Driven through the CLI
+in-process (``cli`` fixture); a few cases also run ``python -m bmprov`` for real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Site
+
+BAD_INPUT = 2
+
+
+def set_key(text: str, section: str, key: str, value: str) -> str:
+    """``text`` with ``key = value`` in ``[section]`` (replaced if present, else added)."""
+    lines = text.split("\n")
+    header = f"[{section}]"
+    start = lines.index(header) + 1 if header in lines else None
+    if start is None:
+        return f"{text}\n{header}\n{key} = {value}\n"
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    for i in range(start, end):
+        if re.match(rf"{re.escape(key)}\s*=", lines[i]):
+            lines[i] = f"{key} = {value}"
+            return "\n".join(lines)
+    lines.insert(start, f"{key} = {value}")
+    return "\n".join(lines)
+
+
+def assert_bad_input(run: object, *needles: str) -> None:
+    """Exit 2, one ``Error:`` line naming every needle, no traceback, no internal error."""
+    assert run.exit_code == BAD_INPUT, (run.exit_code, run.stdout, run.stderr)  # type: ignore[attr-defined]
+    err = run.stderr  # type: ignore[attr-defined]
+    assert "Error: " in err
+    assert "Traceback" not in err
+    assert "internal error" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def state_bytes(site: Site) -> bytes:
+    """The state file's bytes, to show a rejected command wrote nothing."""
+    path = site.dir / "bmprov.sqlite"
+    wal = Path(f"{path}-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+# --- the file itself -------------------------------------------------------------------------
+
+
+def test_config_not_utf8_names_file_and_line(cli, site: Site) -> None:
+    text = site.config_path.read_bytes()
+    site.config_path.write_bytes(text + b"\n# caf\xe9 \xff\n")
+    line = text.count(b"\n") + 2
+    assert_bad_input(cli("nodes", "list"), str(site.config_path), f"line {line}", "UTF-8")
+
+
+def test_invalid_toml_carries_line_and_column(cli, site: Site) -> None:
+    text = site.config_path.read_text()
+    site.config_path.write_text(text + "\n[network\nx = 1\n")
+    line = text.count("\n") + 2
+    assert_bad_input(
+        cli("nodes", "list"), str(site.config_path), "not valid TOML", f"line {line}", "column"
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("network", "subnet", "5", "network.subnet: not of type 'string'"),
+        ("network", "dns", "'10.20.0.1'", "network.dns: not of type 'array'"),
+        ("network", "server_address", "'10.20.0.300'", "network.server_address: '10.20.0.300'"),
+        ("network", "gateway", "'gw'", "network.gateway: 'gw' is not a valid ipv4 address"),
+        ("network", "interface", "'eth0; reboot'", "network.interface: 'eth0; reboot'"),
+        ("boot", "http_port", "'eighty'", "boot.http_port: not of type 'integer'"),
+        ("boot", "http_port", "70000", "boot.http_port: "),
+        ("boot", "kernel_args", "['a b']", "boot.kernel_args.0: "),
+        ("boot", "tftp_root", "''", "boot.tftp_root: "),
+        ("install", "disks", "0", "install.disks: less than the minimum of 1"),
+        ("install", "ssh_keys", "'ssh-ed25519 AAAA'", "install.ssh_keys: not of type 'array'"),
+        ("install", "partition_scheme", "'RAID5'", "install.partition_scheme: not one of"),
+        ("power", "concurrency", "'many'", "power.concurrency: not of type 'integer'"),
+        ("power", "stagger", "-1", "power.stagger: less than the minimum of 0"),
+        ("power", "auto_on_provisioning", "'yes'", "power.auto_on_provisioning: not of type"),
+        ("import", "marker_pattern", "3", "import.marker_pattern: not of type 'string'"),
+        ("import", "marker_field", "'serial'", "import.marker_field: not one of"),
+        ("import", "marker_pattern", "'(['", "import.marker_pattern: not a regular expression"),
+        ("dhcp", "backend", "'isc'", "dhcp.backend: not one of"),
+        ("dhcp", "next_server", "'10.20.0'", "dhcp.next_server: '10.20.0' is not a valid ipv4"),
+        ("dhcp", "boot_filename", "'a b'", "dhcp.boot_filename: "),
+        ("bmc", "timeout", "0", "bmc.timeout: "),
+        ("bmc", "uefi", "'true'", "bmc.uefi: not of type 'boolean'"),
+        ("bmc", "driver", "'telnet'", "bmc.driver: not one of"),
+        ("templates", "dirs", "'site-templates'", "templates.dirs: not of type 'array'"),
+    ],
+)
+def test_wrong_types_name_the_key(
+    cli, site: Site, section: str, key: str, value: str, message: str
+) -> None:
+    before = state_bytes(site)
+    site.config_path.write_text(set_key(site.config_path.read_text(), section, key, value))
+    assert_bad_input(cli("nodes", "list"), str(site.config_path), message)
+    assert state_bytes(site) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[bogus]\nx = 1", "(top level): unknown key(s): bogus"),
+        ("[dhcp.kea]\npth = 'x'", "dhcp.kea: unknown key(s): pth"),
+        ("[bmc.racks.r1]\nport = 'x'", "bmc.racks.r1.port: not of type 'integer'"),
+        ("[boot.os.rocky9]\ninstall = 'floppy'", "boot.os.rocky9.install: not one of"),
+    ],
+)
+def test_unknown_keys_and_nested_tables(cli, site: Site, extra: str, message: str) -> None:
+    site.write_config(extra)
+    assert_bad_input(cli("nodes", "list"), str(site.config_path), message)
+
+
+def test_secret_values_are_never_echoed(cli, site: Site) -> None:
+    site.write_config("[bmc.nodes.SN1]\npassword = 7\npasswd = 'hunter2-secret'")
+    run = cli("nodes", "list")
+    assert_bad_input(run, "bmc.nodes.SN1")
+    assert "hunter2-secret" not in run.stderr + run.stdout
+
+
+# --- where the config comes from -------------------------------------------------------------
+
+
+def test_config_option_missing_directory_devnull(cli, site: Site, tmp_path: Path) -> None:
+    assert_bad_input(cli("--config", tmp_path / "nope.toml", "nodes", "list"), "does not exist")
+    assert_bad_input(cli("--config", tmp_path, "nodes", "list"), str(tmp_path), "is a directory")
+    assert_bad_input(cli("--config", "/dev/null", "nodes", "list"), "/dev/null", "not a regular")
+
+
+def test_bmprov_config_pointing_nowhere(cli, site: Site, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BMPROV_CONFIG", str(tmp_path / "gone" / "bmprov.toml"))
+    assert_bad_input(cli("nodes", "list"), "$BMPROV_CONFIG", "gone/bmprov.toml", "does not exist")
+    monkeypatch.setenv("BMPROV_CONFIG", str(tmp_path))
+    assert_bad_input(cli("nodes", "list"), "$BMPROV_CONFIG", "is a directory")
+
+
+def unprivileged() -> list[str]:
+    """A command prefix that makes root obey file modes (drops the DAC override capabilities)."""
+    if os.geteuid() != 0:
+        return []
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def bmprov(*args: str | os.PathLike[str], prefix: list[str] | None = None) -> object:
+    """Run ``python -m bmprov`` for real; returns the CompletedProcess (text)."""
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "bmprov", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_unreadable_config_file_real_process(site: Site) -> None:
+    """Root reads any file: the child drops CAP_DAC_OVERRIDE so the mode counts."""
+    site.config_path.chmod(0o200)
+    done = bmprov("--config", site.config_path, "nodes", "list", prefix=unprivileged())
+    assert done.returncode == BAD_INPUT  # type: ignore[attr-defined]
+    assert "is not readable" in done.stderr  # type: ignore[attr-defined]  (Click checks --config)
+    assert "Traceback" not in done.stderr  # type: ignore[attr-defined]
+    env = {**os.environ, "BMPROV_CONFIG": str(site.config_path)}
+    done = subprocess.run(
+        [*unprivileged(), sys.executable, "-m", "bmprov", "nodes", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=60,
+    )
+    assert_bad_input(done_as_run(done), "cannot read config file", str(site.config_path))
+
+
+def test_real_process_bad_config_has_no_traceback(site: Site) -> None:
+    site.config_path.write_bytes(b"state = \xff\n")
+    assert_bad_input(done_as_run(bmprov("--config", site.config_path, "nodes", "list")), "UTF-8")
+
+
+def done_as_run(done: object) -> object:
+    """A CompletedProcess with the ``exit_code`` name the assertions use."""
+    done.exit_code = done.returncode  # type: ignore[attr-defined]
+    return done
