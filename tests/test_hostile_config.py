@@ -195,3 +195,55 @@ def done_as_run(done: object) -> object:
     """A CompletedProcess with the ``exit_code`` name the assertions use."""
     done.exit_code = done.returncode  # type: ignore[attr-defined]
     return done
+
+
+# --- address pools ---------------------------------------------------------------------------
+
+
+def pool(name: str, subnet: str, extra: str = "") -> str:
+    """One ``[[pools]]`` table."""
+    return f'[[pools]]\nname = "{name}"\nsubnet = "{subnet}"\n{extra}'
+
+
+@pytest.mark.parametrize(
+    ("pools", "message"),
+    [
+        ([pool("a", "10.20.0.5/24")], "pools[0].subnet: '10.20.0.5/24' has host bits set"),
+        ([pool("a", "10.20.0.0/33")], "pools[0].subnet: '10.20.0.0/33' is not an IPv4 CIDR"),
+        (
+            [pool("a", "10.20.0.0/24", 'range = ["10.20.1.1", "10.20.1.9"]')],
+            "pools[0].range: 10.20.1.1-10.20.1.9 is outside 10.20.0.0/24",
+        ),
+        (
+            [pool("a", "10.20.0.0/24", 'gateway = "10.30.0.1"')],
+            "pools[0].gateway: 10.30.0.1 is outside 10.20.0.0/24",
+        ),
+        (
+            [pool("a", "10.20.0.0/24"), pool("b", "10.20.0.0/25")],
+            "pools[0] (a) and pools[1] (b) both hand out 10.20.0.2-10.20.0.126",
+        ),
+        (
+            [pool("a", "10.20.0.0/24"), pool("a", "10.21.0.0/24")],
+            "pools: name 'a' is used twice",
+        ),
+    ],
+)
+def test_bad_pools_name_file_and_key(cli, site: Site, pools: list[str], message: str) -> None:
+    site.write_config("\n".join(pools))
+    for command in (("dhcp", "list"), ("dhcp", "export", "--format", "isc")):
+        assert_bad_input(cli(*command), f"{site.config_path}: {message}")
+
+
+def test_pools_sharing_a_subnet_with_disjoint_ranges_are_fine(cli, site: Site) -> None:
+    site.write_config(
+        pool("a", "10.20.0.0/24", 'rack = "r1"\nrange = "10.20.0.10-10.20.0.99"')
+        + "\n"
+        + pool("b", "10.20.0.0/24", 'range = "10.20.0.100-10.20.0.199"')
+    )
+    assert cli("dhcp", "list").exit_code == 0
+
+
+def test_network_subnet_with_host_bits(cli, site: Site) -> None:
+    text = set_key(site.config_path.read_text(), "network", "subnet", "'10.20.0.1/24'")
+    site.config_path.write_text(text)
+    assert_bad_input(cli("dhcp", "list"), str(site.config_path), "network.subnet", "host bits")
