@@ -61,6 +61,13 @@ class StageAction(ABC):
 
     stage: str = ""
 
+    def check(self, ctx: ActionContext) -> None:
+        """Refuse the whole batch before any node moves (a bad config would fail every node).
+
+        :raises ConfigError: the settings this action needs are invalid; nothing is done.
+        """
+        del ctx
+
     @abstractmethod
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """Do the stage's work for a batch, yielding one :class:`Outcome` per node.
@@ -181,6 +188,8 @@ def advance(
     nodes = select_nodes(ctx.db, selection)
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report)
+    if plan.enter or plan.resume:
+        check_actions(ctx, target)
     if on_total:
         on_total(len(nodes))
     if dry_run:
@@ -192,6 +201,16 @@ def advance(
             report(NodeResult(node.serial, "skipped", node.stage, "moved by another bmprov"))
     _enter(ctx, target, entered + plan.resume, report)
     return batch
+
+
+def check_actions(ctx: ActionContext, target: str) -> None:
+    """Run the :meth:`StageAction.check` of ``target`` and of the stages it carries nodes on to."""
+    stage: str | None = target
+    while stage is not None:
+        action = action_for(stage)
+        if action is not None:
+            action.check(ctx)
+        stage = AUTO_NEXT.get(stage)
 
 
 def _reporter(batch: BatchResult, progress: ProgressFn | None) -> ProgressFn:

@@ -247,3 +247,17 @@ def test_network_subnet_with_host_bits(cli, site: Site) -> None:
     text = set_key(site.config_path.read_text(), "network", "subnet", "'10.20.0.1/24'")
     site.config_path.write_text(text)
     assert_bad_input(cli("dhcp", "list"), str(site.config_path), "network.subnet", "host bits")
+
+
+def test_advance_with_a_bad_pool_moves_nothing(cli, site: Site, tmp_path: Path) -> None:
+    """A config error is the operator's to fix: no node may end up failed (or half-moved)."""
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
+    assert cli("import", sheet).exit_code == 0
+    assert cli("advance", "--stage", "mounting", "--all").exit_code == 0
+    site.write_config(pool("a", "10.20.0.7/24"))
+    before = state_bytes(site)
+    for extra in ((), ("--dry-run",)):
+        assert_bad_input(cli("advance", "--stage", "networking", "--all", *extra), "host bits")
+    assert state_bytes(site) == before
+    assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
