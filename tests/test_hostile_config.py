@@ -261,3 +261,64 @@ def test_advance_with_a_bad_pool_moves_nothing(cli, site: Site, tmp_path: Path) 
         assert_bad_input(cli("advance", "--stage", "networking", "--all", *extra), "host bits")
     assert state_bytes(site) == before
     assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
+
+
+# --- secrets files ---------------------------------------------------------------------------
+
+
+def omapi_site(site: Site, key_file: Path) -> None:
+    """Switch the site to the OMAPI backend with ``key_file`` (port 1: never contacted)."""
+    text = site.config_path.read_text().replace('backend = "file"', 'backend = "omapi"')
+    site.config_path.write_text(text)
+    site.write_config(f'[dhcp.omapi]\nhost = "127.0.0.1"\nport = 1\nkey_file = "{key_file}"')
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "directory", "not base64"])
+def test_omapi_key_file_problems(cli, site: Site, tmp_path: Path, kind: str) -> None:
+    key = tmp_path / "omapi.key"
+    if kind == "empty":
+        key.write_text("\n")
+    elif kind == "directory":
+        key.mkdir()
+    elif kind == "not base64":
+        key.write_text("s3cr3t-not-b64!!\n")
+    omapi_site(site, key)
+    needle = {
+        "missing": f"dhcp.omapi.key_file {key}: No such file",
+        "empty": f"dhcp.omapi.key_file {key} is empty",
+        "directory": f"dhcp.omapi.key_file {key}: Is a directory",
+        "not base64": f"dhcp.omapi.key_file {key}: not base64",
+    }[kind]
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
+    cli("import", sheet)
+    cli("advance", "--stage", "mounting", "--all")
+    run = cli("advance", "--stage", "networking", "--all")
+    assert_bad_input(run, needle)
+    assert "s3cr3t" not in run.stderr + run.stdout
+    assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "directory"])
+def test_bmc_password_file_problems_fail_the_node_not_the_run(
+    cli, site: Site, tmp_path: Path, kind: str
+) -> None:
+    """A password file is per node (layers): the batch runs, the node fails, exit 1."""
+    pw = tmp_path / "bmc.pw"
+    if kind == "empty":
+        pw.write_text("\n")
+    elif kind == "directory":
+        pw.mkdir()
+    text = site.config_path.read_text()
+    text = text.replace('password_env = "BMPROV_BMC_PASSWORD"', f'password_file = "{pw}"')
+    site.config_path.write_text(text)
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "serial,mac,bmc_address,bmc_type,notes\nSN1,52:54:00:00:00:01,127.0.0.1:1,ipmi,x\n"
+    )
+    cli("import", sheet)
+    run = cli("power", "status", "--serial", "SN1", "--dry-run", "--json")
+    assert run.exit_code == 1
+    reason = {"missing": "No such file", "empty": "the file is empty", "directory": "directory"}
+    assert f"file {pw}" in run.stdout and reason[kind] in run.stdout
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr
