@@ -61,6 +61,8 @@ class NetworkingAction(StageAction):
         settings = DhcpSettings.from_config(ctx.config)
         if ctx.options.get("dhcp_backend") is None:
             open_backend(settings)  # reads the key; connects only on open()
+        if ctx.options.get("file_writer") is None:
+            NodeFileWriter(ctx.config)  # boot settings, OS profiles, site templates parse
 
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """Set up every node's network and boot files, yielding one outcome per node."""

@@ -322,3 +322,34 @@ def test_bmc_password_file_problems_fail_the_node_not_the_run(
     reason = {"missing": "No such file", "empty": "the file is empty", "directory": "directory"}
     assert f"file {pw}" in run.stdout and reason[kind] in run.stdout
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+
+
+# --- site templates --------------------------------------------------------------------------
+
+
+def test_missing_template_dir_is_refused(cli, site: Site, tmp_path: Path) -> None:
+    text = site.config_path.read_text().replace("dirs = []", 'dirs = ["no-such-templates"]')
+    site.config_path.write_text(text)
+    run = cli("pxe", "render")
+    assert_bad_input(run, str(site.config_path), "templates.dirs", "no-such-templates")
+    assert not (site.dir / "tftpboot").exists()
+
+
+@pytest.mark.parametrize("command", [("pxe", "render"), ("advance", "--stage", "networking")])
+def test_template_syntax_error_stops_before_any_node(
+    cli, site: Site, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    bad = tmp_path / "tpl" / "pxe_templates" / "grub" / "local.j2"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("set default=0\n{% if %}\n")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
+    cli("import", sheet)
+    cli("advance", "--stage", "mounting", "--all")
+    text = site.config_path.read_text().replace("dirs = []", f'dirs = ["{tmp_path / "tpl"}"]')
+    site.config_path.write_text(text)
+    before = state_bytes(site)
+    run = cli(*command, "--all") if command[0] == "advance" else cli(*command)
+    assert_bad_input(run, f"template {bad} line 2")
+    assert state_bytes(site) == before
+    assert not (site.dir / "tftpboot").exists()
