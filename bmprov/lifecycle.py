@@ -26,7 +26,7 @@ from bmprov import states as st
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError
-from bmprov.nodes import Node, Selection, select_nodes
+from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 
@@ -179,10 +179,7 @@ def advance(
     on_total: Callable[[int], None] | None = None,
 ) -> BatchResult:
     """Move the selected nodes to ``target`` and run its entry actions. Never raises per node."""
-    if target not in st.ALL_STAGES:
-        from bmprov.errors import InputError  # noqa: PLC0415
-
-        raise InputError(f"unknown stage {target!r} (stages: {', '.join(sorted(st.ALL_STAGES))})")
+    check_stage(target, "--stage")
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)
