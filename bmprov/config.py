@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bmprov.db import DEFAULT_BUSY_TIMEOUT_MS
 from bmprov.errors import ConfigError
 from bmprov.resources import data_dir
 
@@ -57,6 +58,12 @@ class Config:
     def state_path(self) -> Path:
         """The SQLite state file."""
         return self.resolve(self.raw.get("state", "bmprov.sqlite"))
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long a command waits for another bmprov's write lock (``state_timeout``, s)."""
+        seconds = self.raw.get("state_timeout", DEFAULT_BUSY_TIMEOUT_MS / 1000)
+        return int(float(seconds) * 1000)
 
     @property
     def marker_field(self) -> str:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bmprov.errors import LockedError, StateError
+from bmprov.errors import LockedError, StateError, StateFileError
 
 MIN_SQLITE = (3, 37, 0)  # STRICT tables
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -100,6 +100,39 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+def _refused(exc: sqlite3.OperationalError, path: Path) -> Exception:
+    """The bmprov error for an OperationalError: locked, read-only, or the original."""
+    if _is_locked(exc):
+        return LockedError(str(path))
+    text = str(exc).lower()
+    if "readonly" in text or "unable to open" in text:
+        return StateFileError(
+            f"state file {path} is read-only for bmprov ({exc})",
+            "bmprov must be able to write it, its -wal/-shm files and its directory",
+        )
+    return exc
+
+
+def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> StateDB:
+    """Open an existing state file; :class:`StateFileError` if missing or empty (never create).
+
+    A zero-byte file would otherwise be turned into a fresh, empty state file by the first
+    command that reads it, hiding a truncation. (A 0-byte main file whose ``-wal`` holds data
+    is a live WAL database, and fine.)
+    """
+    if not path.exists():
+        raise StateFileError(f"state file {path} does not exist; run `bmprov init` first")
+    if not path.is_file():
+        raise StateFileError(f"state file {path} is not a regular file")
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        raise StateFileError(
+            f"state file {path} is empty (0 bytes)",
+            "restore it from a backup, or delete it and run `bmprov init` for a new site",
+        )
+    return StateDB(path, busy_timeout_ms)
+
+
 class StateDB:
     """One open state file. Use as a context manager, or call :meth:`close`."""
 
@@ -110,7 +143,7 @@ class StateDB:
             )
         self.path = Path(path)
         if str(path) != ":memory:" and not self.path.parent.exists():
-            raise StateError(f"state file directory {self.path.parent} does not exist")
+            raise StateFileError(f"state file directory {self.path.parent} does not exist")
         try:
             self.conn = sqlite3.connect(
                 str(path),
@@ -119,7 +152,7 @@ class StateDB:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open state file {path}: {exc}") from None
+            raise StateFileError(f"cannot open state file {path}: {exc}") from None
         self.conn.row_factory = sqlite3.Row
         self._depth = 0
         try:
@@ -130,12 +163,13 @@ class StateDB:
             self.migrate()
         except sqlite3.OperationalError as exc:
             self.conn.close()
-            if _is_locked(exc):
-                raise LockedError(str(path)) from None
-            raise StateError(f"cannot use state file {path}: {exc}") from None
+            error = _refused(exc, self.path)
+            if error is exc:
+                raise StateFileError(f"cannot use state file {path}: {exc}") from None
+            raise error from None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise StateError(f"{path} is not a bmprov state file: {exc}") from None
+            raise StateFileError(f"{path} is not a bmprov state file: {exc}") from None
 
     def __enter__(self) -> StateDB:
         return self
@@ -154,12 +188,14 @@ class StateDB:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if _is_locked(exc):
-                    raise LockedError(str(self.path)) from None
-                raise
+                raise _refused(exc, self.path) from None
             self._depth = 1
             try:
                 yield self.conn
+            except sqlite3.OperationalError as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise _refused(exc, self.path) from None
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -170,9 +206,7 @@ class StateDB:
                 except sqlite3.OperationalError as exc:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    if _is_locked(exc):
-                        raise LockedError(str(self.path)) from None
-                    raise
+                    raise _refused(exc, self.path) from None
             finally:
                 self._depth = 0
             return
@@ -195,9 +229,7 @@ class StateDB:
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
-            if _is_locked(exc):
-                raise LockedError(str(self.path)) from None
-            raise
+            raise _refused(exc, self.path) from None
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations this state file has, in order."""
@@ -214,7 +246,7 @@ class StateDB:
         applied = self.applied_migrations()
         unknown = [name for name in applied if name not in known]
         if unknown:
-            raise StateError(
+            raise StateFileError(
                 f"state file {self.path} was written by a newer bmprov (migration {unknown[0]})"
             )
         if len(applied) == len(known):

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Site
-
-BAD_INPUT = 2
+from tests.hostile import BAD_INPUT, assert_bad_input, bmprov, done_as_run, unprivileged
 
 
 def set_key(text: str, section: str, key: str, value: str) -> str:
@@ -33,17 +32,6 @@ def set_key(text: str, section: str, key: str, value: str) -> str:
             return "\n".join(lines)
     lines.insert(start, f"{key} = {value}")
     return "\n".join(lines)
-
-
-def assert_bad_input(run: object, *needles: str) -> None:
-    """Exit 2, one ``Error:`` line naming every needle, no traceback, no internal error."""
-    assert run.exit_code == BAD_INPUT, (run.exit_code, run.stdout, run.stderr)  # type: ignore[attr-defined]
-    err = run.stderr  # type: ignore[attr-defined]
-    assert "Error: " in err
-    assert "Traceback" not in err
-    assert "internal error" not in err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def state_bytes(site: Site) -> bytes:
@@ -148,25 +136,6 @@ def test_bmprov_config_pointing_nowhere(cli, site: Site, monkeypatch, tmp_path: 
     assert_bad_input(cli("nodes", "list"), "$BMPROV_CONFIG", "is a directory")
 
 
-def unprivileged() -> list[str]:
-    """A command prefix that makes root obey file modes (drops the DAC override capabilities)."""
-    if os.geteuid() != 0:
-        return []
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-
-
-def bmprov(*args: str | os.PathLike[str], prefix: list[str] | None = None) -> object:
-    """Run ``python -m bmprov`` for real; returns the CompletedProcess (text)."""
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "bmprov", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-
-
 def test_unreadable_config_file_real_process(site: Site) -> None:
     """Root reads any file: the child drops CAP_DAC_OVERRIDE so the mode counts."""
     site.config_path.chmod(0o200)
@@ -189,12 +158,6 @@ def test_unreadable_config_file_real_process(site: Site) -> None:
 def test_real_process_bad_config_has_no_traceback(site: Site) -> None:
     site.config_path.write_bytes(b"state = \xff\n")
     assert_bad_input(done_as_run(bmprov("--config", site.config_path, "nodes", "list")), "UTF-8")
-
-
-def done_as_run(done: object) -> object:
-    """A CompletedProcess with the ``exit_code`` name the assertions use."""
-    done.exit_code = done.returncode  # type: ignore[attr-defined]
-    return done
 
 
 # --- address pools ---------------------------------------------------------------------------
