@@ -60,7 +60,7 @@ class NetworkingAction(StageAction):
         """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
         settings = DhcpSettings.from_config(ctx.config)
         if ctx.options.get("dhcp_backend") is None:
-            open_backend(settings)  # reads the key; connects only on open()
+            open_backend(settings).check()  # reads the OMAPI key; connects to nothing
         if ctx.options.get("file_writer") is None:
             NodeFileWriter(ctx.config)  # boot settings, OS profiles, site templates parse
 

@@ -316,3 +316,19 @@ def test_template_syntax_error_stops_before_any_node(
     assert_bad_input(run, f"template {bad} line 2")
     assert state_bytes(site) == before
     assert not (site.dir / "tftpboot").exists()
+
+
+@pytest.mark.parametrize(("backend", "key"), [("dnsmasq", "hostsdir"), ("kea", "config")])
+def test_backend_without_its_paths_moves_nothing(
+    cli, site: Site, tmp_path: Path, backend: str, key: str
+) -> None:
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
+    cli("import", sheet)
+    cli("advance", "--stage", "mounting", "--all")
+    text = site.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
+    site.config_path.write_text(text)
+    needle = f"{site.config_path}: dhcp.{backend}.{key} is required"
+    assert_bad_input(cli("dhcp", "list"), needle)
+    assert_bad_input(cli("advance", "--stage", "networking", "--all"), needle)
+    assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
