@@ -160,6 +160,14 @@ def test_real_process_bad_config_has_no_traceback(site: Site) -> None:
     assert_bad_input(done_as_run(bmprov("--config", site.config_path, "nodes", "list")), "UTF-8")
 
 
+def mounted_node(cli, tmp_path: Path) -> None:
+    """Import SN1 (automated, with a MAC) and move it to mounting: ready for networking."""
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
+    assert cli("import", sheet).exit_code == 0
+    assert cli("advance", "--stage", "mounting", "--all").exit_code == 0
+
+
 # --- address pools ---------------------------------------------------------------------------
 
 
@@ -214,10 +222,7 @@ def test_network_subnet_with_host_bits(cli, site: Site) -> None:
 
 def test_advance_with_a_bad_pool_moves_nothing(cli, site: Site, tmp_path: Path) -> None:
     """A config error is the operator's to fix: no node may end up failed (or half-moved)."""
-    sheet = tmp_path / "s.csv"
-    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
-    assert cli("import", sheet).exit_code == 0
-    assert cli("advance", "--stage", "mounting", "--all").exit_code == 0
+    mounted_node(cli, tmp_path)
     site.write_config(pool("a", "10.20.0.7/24"))
     before = state_bytes(site)
     for extra in ((), ("--dry-run",)):
@@ -252,10 +257,7 @@ def test_omapi_key_file_problems(cli, site: Site, tmp_path: Path, kind: str) -> 
         "directory": f"dhcp.omapi.key_file {key}: Is a directory",
         "not base64": f"dhcp.omapi.key_file {key}: not base64",
     }[kind]
-    sheet = tmp_path / "s.csv"
-    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
-    cli("import", sheet)
-    cli("advance", "--stage", "mounting", "--all")
+    mounted_node(cli, tmp_path)
     run = cli("advance", "--stage", "networking", "--all")
     assert_bad_input(run, needle)
     assert "s3cr3t" not in run.stderr + run.stdout
@@ -305,10 +307,7 @@ def test_template_syntax_error_stops_before_any_node(
     bad = tmp_path / "tpl" / "pxe_templates" / "grub" / "local.j2"
     bad.parent.mkdir(parents=True)
     bad.write_text("set default=0\n{% if %}\n")
-    sheet = tmp_path / "s.csv"
-    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
-    cli("import", sheet)
-    cli("advance", "--stage", "mounting", "--all")
+    mounted_node(cli, tmp_path)
     text = site.config_path.read_text().replace("dirs = []", f'dirs = ["{tmp_path / "tpl"}"]')
     site.config_path.write_text(text)
     before = state_bytes(site)
@@ -322,10 +321,7 @@ def test_template_syntax_error_stops_before_any_node(
 def test_backend_without_its_paths_moves_nothing(
     cli, site: Site, tmp_path: Path, backend: str, key: str
 ) -> None:
-    sheet = tmp_path / "s.csv"
-    sheet.write_text("serial,mac,hostname,notes\nSN1,52:54:00:00:00:01,h1,provisioning_auto\n")
-    cli("import", sheet)
-    cli("advance", "--stage", "mounting", "--all")
+    mounted_node(cli, tmp_path)
     text = site.config_path.read_text().replace('backend = "file"', f'backend = "{backend}"')
     site.config_path.write_text(text)
     needle = f"{site.config_path}: dhcp.{backend}.{key} is required"
