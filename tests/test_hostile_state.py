@@ -244,3 +244,12 @@ def test_real_process_state_errors_have_no_traceback(site: Site) -> None:
     done = bmprov("--config", site.dir / "copy.toml", "history", "SN1")
     assert_bad_input(done_as_run(done), "not a bmprov state file")
     assert os.path.getsize(state_path(site)) == len("not a database\n") * 100
+
+
+def test_dhcp_export_to_a_directory_or_under_a_file(cli, site: Site, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert_bad_input(cli("dhcp", "export", "-f", "isc", "-o", tmp_path), "is a directory")
+    assert_bad_input(cli("dhcp", "export", "-f", "isc", "-o", afile / "x"), str(afile / "x"))
+    assert afile.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "site"]
