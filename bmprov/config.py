@@ -169,26 +169,22 @@ def validate_config(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+SECRET_KEYS = frozenset({"password", "root_password_hash"})
+"""Keys whose values are never echoed in a message, even when they are wrong."""
+
+
 def _plain(error: Any) -> str:
-    """jsonschema's message, without echoing whole sub-documents (which may hold secrets)."""
+    """jsonschema's message, without echoing whole sub-documents or secret values."""
     if error.validator == "additionalProperties":
         extra = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
         names = extra or re.findall(r"'([^']+)'", error.message)
         return f"unknown key(s): {', '.join(names)}"
+    message, shown = str(error.message), repr(error.instance)
+    if error.absolute_path and str(error.absolute_path[-1]) in SECRET_KEYS:
+        return message.replace(shown, "(value not shown)")
     if error.validator == "format":  # only ever on addresses: not secret
-        return f"{error.instance!r} is not a valid {error.validator_value} address"
-    if error.validator in {
-        "type",
-        "enum",
-        "pattern",
-        "minimum",
-        "maximum",
-        "minLength",
-        "maxLength",
-        "minItems",
-    }:
-        message = str(error.message)
-        return message.split(" is ", 1)[-1] if " is " in message else message
-    if error.validator == "required":
-        return str(error.message)
-    return str(error.message)[:200]
+        return f"{shown} is not a valid {error.validator_value} address"
+    rest = message.removeprefix(shown).lstrip()
+    if message.startswith(shown) and rest.startswith("is "):
+        return rest.removeprefix("is ")  # "not of type 'string'", "less than the minimum of 1"
+    return message[:200]

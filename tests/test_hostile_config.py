@@ -328,3 +328,20 @@ def test_backend_without_its_paths_moves_nothing(
     assert_bad_input(cli("dhcp", "list"), needle)
     assert_bad_input(cli("advance", "--stage", "networking", "--all"), needle)
     assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("install", "root_password_hash", "'Plain-Root-Pw-1'"),
+        ("bmc", "password", "['Plain-Root-Pw-1 is here']"),
+        ("bmc", "password", "''"),
+    ],
+)
+def test_wrong_secret_values_are_not_echoed(
+    cli, site: Site, section: str, key: str, value: str
+) -> None:
+    site.config_path.write_text(set_key(site.config_path.read_text(), section, key, value))
+    run = cli("nodes", "list")
+    assert_bad_input(run, f"{section}.{key}: ", "(value not shown)")
+    assert "Plain-Root" not in run.stderr
