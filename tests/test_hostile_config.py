@@ -345,3 +345,8 @@ def test_wrong_secret_values_are_not_echoed(
     run = cli("nodes", "list")
     assert_bad_input(run, f"{section}.{key}: ", "(value not shown)")
     assert "Plain-Root" not in run.stderr
+
+
+def test_config_with_a_byte_order_mark_is_read(cli, site: Site) -> None:
+    site.config_path.write_bytes(b"\xef\xbb\xbf" + site.config_path.read_bytes())
+    assert cli("nodes", "list", "--json").exit_code == 0
