@@ -62,7 +62,7 @@ class NetworkingAction(StageAction):
         if ctx.options.get("dhcp_backend") is None:
             open_backend(settings).check()  # reads the OMAPI key; connects to nothing
         if ctx.options.get("file_writer") is None:
-            NodeFileWriter(ctx.config)  # boot settings, OS profiles, site templates parse
+            NodeFileWriter(ctx.config).check()  # settings, profiles, site templates
 
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """Set up every node's network and boot files, yielding one outcome per node."""

@@ -350,3 +350,29 @@ def test_wrong_secret_values_are_not_echoed(
 def test_config_with_a_byte_order_mark_is_read(cli, site: Site) -> None:
     site.config_path.write_bytes(b"\xef\xbb\xbf" + site.config_path.read_bytes())
     assert cli("nodes", "list", "--json").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ('[boot.os.rocky9]\ntemplate = "nosuch"', "boot.os.rocky9: template 'nosuch' needs"),
+        ('[boot.os.myos]\ntemplate = "nosuch"', "boot.os.myos: template 'nosuch' needs"),
+    ],
+)
+def test_profile_template_missing_stops_before_any_node(
+    cli, site: Site, tmp_path: Path, extra: str, needle: str
+) -> None:
+    mounted_node(cli, tmp_path)
+    site.write_config(extra)
+    before = state_bytes(site)
+    assert_bad_input(cli("advance", "--stage", "networking", "--all"), needle)
+    assert_bad_input(cli("pxe", "render"), needle)
+    assert state_bytes(site) == before
+
+
+def test_default_post_script_missing_stops_before_any_node(cli, site: Site, tmp_path: Path) -> None:
+    mounted_node(cli, tmp_path)
+    text = site.config_path.read_text().replace('# post_script = "example"', 'post_script = "gone"')
+    site.config_path.write_text(text)
+    assert_bad_input(cli("advance", "--stage", "networking", "--all"), "post/gone.sh")
+    assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
