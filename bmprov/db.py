@@ -157,6 +157,8 @@ class StateDB:
         self._depth = 0
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not self.applied_migrations():
+                self._refuse_foreign()  # before WAL mode, which rewrites the header
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -170,6 +172,9 @@ class StateDB:
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise StateFileError(f"{path} is not a bmprov state file: {exc}") from None
+        except BaseException:  # refused (newer, foreign): do not leak the connection
+            self.conn.close()
+            raise
 
     def __enter__(self) -> StateDB:
         return self
@@ -239,6 +244,20 @@ class StateDB:
         if not exists:
             return []
         return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY id")]
+
+    def _refuse_foreign(self) -> None:
+        """A database with tables but no bmprov history is someone else's: never write to it."""
+        tables = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 4"
+            )
+        ]
+        if tables:
+            raise StateFileError(
+                f"{self.path} is an SQLite database but not a bmprov state file"
+                f" (tables: {', '.join(tables)}); check `state` in bmprov.toml"
+            )
 
     def migrate(self) -> None:
         """Apply every migration this state file lacks, in one transaction."""

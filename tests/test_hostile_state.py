@@ -253,3 +253,17 @@ def test_dhcp_export_to_a_directory_or_under_a_file(cli, site: Site, tmp_path: P
     assert_bad_input(cli("dhcp", "export", "-f", "isc", "-o", afile / "x"), str(afile / "x"))
     assert afile.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "site"]
+
+
+def test_another_programs_sqlite_database_is_never_written(cli, site: Site) -> None:
+    other = site.dir / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    text = site.config_path.read_text().replace('state = "bmprov.sqlite"', 'state = "other.db"')
+    site.config_path.write_text(text)
+    for command in (("nodes", "list"), ("init", site.dir)):
+        assert_bad_input(cli(*command), str(other), "not a bmprov state file", "customers")
+    assert other.read_bytes() == before
