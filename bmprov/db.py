@@ -120,12 +120,17 @@ def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> St
     command that reads it, hiding a truncation. (A 0-byte main file whose ``-wal`` holds data
     is a live WAL database, and fine.)
     """
-    if not path.exists():
+    try:
+        size = path.stat().st_size if path.is_file() else None
+        wal = path.with_name(path.name + "-wal")
+        wal_size = wal.stat().st_size if size == 0 and wal.exists() else 0
+    except OSError as exc:  # a name too long, a loop of links...
+        raise StateFileError(f"state file {path}: {exc.strerror or exc}") from None
+    if size is None and not path.exists():
         raise StateFileError(f"state file {path} does not exist; run `bmprov init` first")
-    if not path.is_file():
+    if size is None:
         raise StateFileError(f"state file {path} is not a regular file")
-    wal = path.with_name(path.name + "-wal")
-    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+    if size == 0 and not wal_size:
         raise StateFileError(
             f"state file {path} is empty (0 bytes)",
             "restore it from a backup, or delete it and run `bmprov init` for a new site",

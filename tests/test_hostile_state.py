@@ -267,3 +267,9 @@ def test_another_programs_sqlite_database_is_never_written(cli, site: Site) -> N
     for command in (("nodes", "list"), ("init", site.dir)):
         assert_bad_input(cli(*command), str(other), "not a bmprov state file", "customers")
     assert other.read_bytes() == before
+
+
+def test_state_path_too_long(cli, site: Site) -> None:
+    text = site.config_path.read_text().replace('state = "bmprov.sqlite"', f'state = "{"a" * 300}"')
+    site.config_path.write_text(text)
+    assert_bad_input(cli("nodes", "list"), "state file", "File name too long")
