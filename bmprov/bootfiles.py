@@ -259,7 +259,9 @@ class NodeFileWriter:
         self.ks = Renderer(config, "kickstart")
         self._config_path = config.path
         s = self.settings
-        self._tftp, self._http = os.fspath(s.tftp_root), os.fspath(s.http_root)
+        # Paths are joined as strings: a root of "/" must not give "//ks/SERIAL.cfg".
+        self._tftp = os.fspath(s.tftp_root).rstrip("/")
+        self._http = os.fspath(s.http_root).rstrip("/")
         self._base = self._base_context()
         self._profiles: dict[str, dict[str, Any]] = {}
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}

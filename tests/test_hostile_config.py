@@ -376,3 +376,11 @@ def test_default_post_script_missing_stops_before_any_node(cli, site: Site, tmp_
     site.config_path.write_text(text)
     assert_bad_input(cli("advance", "--stage", "networking", "--all"), "post/gone.sh")
     assert '"stage": "mounting"' in cli("nodes", "show", "SN1", "--json").stdout
+
+
+def test_http_root_at_the_filesystem_root_renders(cli, site: Site) -> None:
+    """Paths are joined as strings; "/" once gave "//ks/..." and a KeyError in ks validate."""
+    text = site.config_path.read_text().replace('http_root = "http"', 'http_root = "/"')
+    site.config_path.write_text(text)
+    run = cli("ks", "validate", "--json")
+    assert run.exit_code == 0, run.stderr
