@@ -520,6 +520,8 @@ class NodeFileWriter:
                     written.append(path)
             except OSError as exc:
                 reason = exc.strerror or type(exc).__name__
+                if isinstance(exc, FileExistsError):  # mkdir met a file
+                    reason = f"{exc.filename} is a file, not a directory"
                 raise StepFailed("boot files", f"cannot write {path}: {reason}") from None
         return written
 

@@ -384,3 +384,10 @@ def test_http_root_at_the_filesystem_root_renders(cli, site: Site) -> None:
     site.config_path.write_text(text)
     run = cli("ks", "validate", "--json")
     assert run.exit_code == 0, run.stderr
+
+
+def test_tftp_root_that_is_a_file(cli, site: Site) -> None:
+    (site.dir / "tftpboot").write_text("not a directory")
+    run = cli("pxe", "render")
+    assert run.exit_code == 1 and "Traceback" not in run.stderr
+    assert f"{site.dir / 'tftpboot'} is a file, not a directory" in run.stderr
