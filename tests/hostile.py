@@ -6,18 +6,19 @@ import os
 import subprocess
 import sys
 
+from tests.conftest import Run
+
 BAD_INPUT = 2
 
 
-def assert_bad_input(run: object, *needles: str) -> None:
+def assert_bad_input(run: Run, *needles: str) -> None:
     """Exit 2, one ``Error:`` line naming every needle, no traceback, no internal error."""
-    assert run.exit_code == BAD_INPUT, (run.exit_code, run.stdout, run.stderr)  # type: ignore[attr-defined]
-    err = run.stderr  # type: ignore[attr-defined]
-    assert "Error: " in err
-    assert "Traceback" not in err
-    assert "internal error" not in err
+    assert run.exit_code == BAD_INPUT, (run.exit_code, run.stdout, run.stderr)
+    assert "Error: " in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "internal error" not in run.stderr
     for needle in needles:
-        assert needle in err, (needle, err)
+        assert needle in run.stderr, (needle, run.stderr)
 
 
 def unprivileged() -> list[str]:
@@ -28,18 +29,18 @@ def unprivileged() -> list[str]:
     return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
 
 
-def bmprov(*args: str | os.PathLike[str], prefix: list[str] | None = None) -> object:
-    """Run ``python -m bmprov`` for real; returns the CompletedProcess (text)."""
-    return subprocess.run(
+def bmprov(
+    *args: str | os.PathLike[str],
+    prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Run ``python -m bmprov`` for real (after ``prefix``, e.g. :func:`unprivileged`)."""
+    done = subprocess.run(
         [*(prefix or []), sys.executable, "-m", "bmprov", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
         timeout=60,
     )
-
-
-def done_as_run(done: object) -> object:
-    """A CompletedProcess with the ``exit_code`` name the assertions use."""
-    done.exit_code = done.returncode  # type: ignore[attr-defined]
-    return done
+    return Run(done.returncode, done.stdout, done.stderr)

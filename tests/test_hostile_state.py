@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Site
-from tests.hostile import assert_bad_input, bmprov, done_as_run, unprivileged
+from tests.hostile import assert_bad_input, bmprov, unprivileged
 
 READ_COMMANDS = [("nodes", "list"), ("dhcp", "list"), ("nodes", "show", "SN1"), ("history", "SN1")]
 
@@ -102,11 +102,11 @@ def test_read_only_state_file_reads_but_refuses_writes(
         prefix = unprivileged()
         listed = bmprov("--config", site.config_path, "nodes", "list", "--json", prefix=prefix)
         if what == "file":  # the directory takes the -shm file: reading works
-            assert listed.returncode == 0 and json.loads(listed.stdout) == []  # type: ignore[attr-defined]
+            assert listed.exit_code == 0 and json.loads(listed.stdout) == []
         else:  # SQLite's WAL mode needs to create -shm beside it, even to read
-            assert_bad_input(done_as_run(listed), str(state_path(site)), "is read-only")
+            assert_bad_input(listed, str(state_path(site)), "is read-only")
         done = bmprov("--config", site.config_path, "import", sheet, prefix=prefix)
-        assert_bad_input(done_as_run(done), str(state_path(site)), "is read-only")
+        assert_bad_input(done, str(state_path(site)), "is read-only")
     finally:
         target.chmod(0o755 if what == "directory" else 0o644)
 
@@ -229,9 +229,9 @@ def test_init_into_a_read_only_location(tmp_path: Path) -> None:
     ro.chmod(0o555)
     try:
         done = bmprov("init", ro / "site", prefix=unprivileged())
-        assert_bad_input(done_as_run(done), str(ro / "site"), "Permission denied")
+        assert_bad_input(done, str(ro / "site"), "Permission denied")
         done = bmprov("init", ro, prefix=unprivileged())
-        assert_bad_input(done_as_run(done), str(ro), "Permission denied")
+        assert_bad_input(done, str(ro), "Permission denied")
     finally:
         ro.chmod(0o755)
     assert list(ro.iterdir()) == []
@@ -242,7 +242,7 @@ def test_real_process_state_errors_have_no_traceback(site: Site) -> None:
     checkpoint(site)
     state_path(site).write_text("not a database\n" * 100)
     done = bmprov("--config", site.dir / "copy.toml", "history", "SN1")
-    assert_bad_input(done_as_run(done), "not a bmprov state file")
+    assert_bad_input(done, "not a bmprov state file")
     assert os.path.getsize(state_path(site)) == len("not a database\n") * 100
 
 
