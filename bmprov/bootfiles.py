@@ -257,13 +257,34 @@ class NodeFileWriter:
         self.defaults = InstallDefaults.from_config(config)
         self.pxe = Renderer(config, "pxe_templates")
         self.ks = Renderer(config, "kickstart")
+        self._config_path = config.path
         s = self.settings
-        self._tftp, self._http = os.fspath(s.tftp_root), os.fspath(s.http_root)
+        # Paths are joined as strings: a root of "/" must not give "//ks/SERIAL.cfg".
+        self._tftp = os.fspath(s.tftp_root).rstrip("/")
+        self._http = os.fspath(s.http_root).rstrip("/")
         self._base = self._base_context()
         self._profiles: dict[str, dict[str, Any]] = {}
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
+
+    def check(self) -> None:
+        """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
+        template or the default post-install script missing from every template directory."""
+        where = f"{self._config_path}: " if self._config_path else ""
+        for profile in self.settings.os.values():
+            name = f"cmdline/{profile.template}.j2"
+            if not self.pxe.exists(name):
+                raise ConfigError(
+                    f"{where}boot.os.{profile.name}: template {profile.template!r} needs "
+                    f"{name}, found in none of {', '.join(map(str, self.pxe.dirs))}"
+                )
+        script = self.defaults.post_script
+        if script and not self.ks.exists(f"post/{script}.sh"):
+            raise ConfigError(
+                f"{where}install.post_script: post/{script}.sh is in none of "
+                f"{', '.join(map(str, self.ks.dirs))}"
+            )
 
     def write(self, node: Node, ip: str) -> list[Path]:
         """Install mode for every MAC of ``node`` plus its install file; returns paths written.
@@ -499,6 +520,8 @@ class NodeFileWriter:
                     written.append(path)
             except OSError as exc:
                 reason = exc.strerror or type(exc).__name__
+                if isinstance(exc, FileExistsError):  # mkdir met a file
+                    reason = f"{exc.filename} is a file, not a directory"
                 raise StepFailed("boot files", f"cannot write {path}: {reason}") from None
         return written
 

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bmprov.db import DEFAULT_BUSY_TIMEOUT_MS
 from bmprov.errors import ConfigError
 from bmprov.resources import data_dir
 
@@ -59,6 +60,12 @@ class Config:
         return self.resolve(self.raw.get("state", "bmprov.sqlite"))
 
     @property
+    def busy_timeout_ms(self) -> int:
+        """How long a command waits for another bmprov's write lock (``state_timeout``, s)."""
+        seconds = self.raw.get("state_timeout", DEFAULT_BUSY_TIMEOUT_MS / 1000)
+        return int(float(seconds) * 1000)
+
+    @property
     def marker_field(self) -> str:
         """The node field whose text decides whether a row enters the automation."""
         return str(self.section("import").get("marker_field", "notes"))
@@ -74,16 +81,40 @@ class Config:
 def find_config(explicit: Path | None) -> Path | None:
     """The config file to use: ``--config``, ``$BMPROV_CONFIG``, ``./bmprov.toml``, or None."""
     if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"config file {explicit} does not exist")
+        _check_file(explicit, f"config file {explicit}")
         return explicit
     env = os.environ.get(ENV_CONFIG)
     if env:
-        if not Path(env).is_file():
-            raise ConfigError(f"${ENV_CONFIG} names {env}, which does not exist")
+        _check_file(Path(env), f"${ENV_CONFIG} names {env}, which")
         return Path(env)
     local = Path.cwd() / CONFIG_NAME
     return local if local.is_file() else None
+
+
+def _check_file(path: Path, what: str) -> None:
+    """:class:`ConfigError` unless ``path`` is a regular file (``what`` starts the message)."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise ConfigError(f"{what} is a directory, not a config file")
+    if path.exists():
+        raise ConfigError(f"{what} is not a regular file")
+    raise ConfigError(f"{what} does not exist")
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; :class:`ConfigError` naming it (and the line) if unreadable or not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")  # a BOM (Windows editors) is not a TOML error
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        ) from None
 
 
 def load_config(explicit: Path | None = None, *, required: bool = True) -> Config:
@@ -95,7 +126,7 @@ def load_config(explicit: Path | None = None, *, required: bool = True) -> Confi
                 f"no {CONFIG_NAME} here; run `bmprov init`, pass --config or set ${ENV_CONFIG}"
             )
         return Config(path=None, raw={})
-    return parse_config(path.resolve(), path.read_text(encoding="utf-8"))
+    return parse_config(path.resolve(), read_config_text(path))
 
 
 def parse_config(path: Path, text: str) -> Config:
@@ -105,16 +136,32 @@ def parse_config(path: Path, text: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     problems = validate_config(raw)
+    if not problems:
+        problems = _check_pattern(raw)
     if problems:
         raise ConfigError(f"{path}: " + f"\n{path}: ".join(problems))
     return Config(path=path, raw=raw)
+
+
+def _check_pattern(raw: dict[str, Any]) -> list[str]:
+    """``import.marker_pattern`` must compile (else every import would crash on it)."""
+    pattern = raw.get("import", {}).get("marker_pattern")
+    if pattern is None:
+        return []
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return [f"import.marker_pattern: not a regular expression ({exc})"]
+    return []
 
 
 def validate_config(raw: dict[str, Any]) -> list[str]:
     """Schema problems as ``key.path: message`` lines (empty when valid)."""
     import jsonschema  # noqa: PLC0415  (keeps `bmprov --help` fast)
 
-    validator = jsonschema.Draft202012Validator(config_schema())
+    validator = jsonschema.Draft202012Validator(
+        config_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     problems = []
     for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
@@ -122,25 +169,22 @@ def validate_config(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+SECRET_KEYS = frozenset({"password", "root_password_hash"})
+"""Keys whose values are never echoed in a message, even when they are wrong."""
+
+
 def _plain(error: Any) -> str:
-    """jsonschema's message, without echoing whole sub-documents (which may hold secrets)."""
+    """jsonschema's message, without echoing whole sub-documents or secret values."""
     if error.validator == "additionalProperties":
         extra = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
         names = extra or re.findall(r"'([^']+)'", error.message)
         return f"unknown key(s): {', '.join(names)}"
-    if error.validator in {
-        "type",
-        "enum",
-        "pattern",
-        "minimum",
-        "maximum",
-        "format",
-        "minLength",
-        "maxLength",
-        "minItems",
-    }:
-        message = str(error.message)
-        return message.split(" is ", 1)[-1] if " is " in message else message
-    if error.validator == "required":
-        return str(error.message)
-    return str(error.message)[:200]
+    message, shown = str(error.message), repr(error.instance)
+    if error.absolute_path and str(error.absolute_path[-1]) in SECRET_KEYS:
+        return message.replace(shown, "(value not shown)")
+    if error.validator == "format":  # only ever on addresses: not secret
+        return f"{shown} is not a valid {error.validator_value} address"
+    rest = message.removeprefix(shown).lstrip()
+    if message.startswith(shown) and rest.startswith("is "):
+        return rest.removeprefix("is ")  # "not of type 'string'", "less than the minimum of 1"
+    return message[:200]

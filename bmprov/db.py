@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bmprov.errors import LockedError, StateError
+from bmprov.errors import LockedError, StateError, StateFileError
 
 MIN_SQLITE = (3, 37, 0)  # STRICT tables
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -100,6 +100,44 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+def _refused(exc: sqlite3.OperationalError, path: Path) -> Exception:
+    """The bmprov error for an OperationalError: locked, read-only, or the original."""
+    if _is_locked(exc):
+        return LockedError(str(path))
+    text = str(exc).lower()
+    if "readonly" in text or "unable to open" in text:
+        return StateFileError(
+            f"state file {path} is read-only for bmprov ({exc})",
+            "bmprov must be able to write it, its -wal/-shm files and its directory",
+        )
+    return exc
+
+
+def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> StateDB:
+    """Open an existing state file; :class:`StateFileError` if missing or empty (never create).
+
+    A zero-byte file would otherwise be turned into a fresh, empty state file by the first
+    command that reads it, hiding a truncation. (A 0-byte main file whose ``-wal`` holds data
+    is a live WAL database, and fine.)
+    """
+    try:
+        size = path.stat().st_size if path.is_file() else None
+        wal = path.with_name(path.name + "-wal")
+        wal_size = wal.stat().st_size if size == 0 and wal.exists() else 0
+    except OSError as exc:  # a name too long, a loop of links...
+        raise StateFileError(f"state file {path}: {exc.strerror or exc}") from None
+    if size is None and not path.exists():
+        raise StateFileError(f"state file {path} does not exist; run `bmprov init` first")
+    if size is None:
+        raise StateFileError(f"state file {path} is not a regular file")
+    if size == 0 and not wal_size:
+        raise StateFileError(
+            f"state file {path} is empty (0 bytes)",
+            "restore it from a backup, or delete it and run `bmprov init` for a new site",
+        )
+    return StateDB(path, busy_timeout_ms)
+
+
 class StateDB:
     """One open state file. Use as a context manager, or call :meth:`close`."""
 
@@ -110,7 +148,7 @@ class StateDB:
             )
         self.path = Path(path)
         if str(path) != ":memory:" and not self.path.parent.exists():
-            raise StateError(f"state file directory {self.path.parent} does not exist")
+            raise StateFileError(f"state file directory {self.path.parent} does not exist")
         try:
             self.conn = sqlite3.connect(
                 str(path),
@@ -119,23 +157,29 @@ class StateDB:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise StateError(f"cannot open state file {path}: {exc}") from None
+            raise StateFileError(f"cannot open state file {path}: {exc}") from None
         self.conn.row_factory = sqlite3.Row
         self._depth = 0
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not self.applied_migrations():
+                self._refuse_foreign()  # before WAL mode, which rewrites the header
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self.migrate()
         except sqlite3.OperationalError as exc:
             self.conn.close()
-            if _is_locked(exc):
-                raise LockedError(str(path)) from None
-            raise StateError(f"cannot use state file {path}: {exc}") from None
+            error = _refused(exc, self.path)
+            if error is exc:
+                raise StateFileError(f"cannot use state file {path}: {exc}") from None
+            raise error from None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise StateError(f"{path} is not a bmprov state file: {exc}") from None
+            raise StateFileError(f"{path} is not a bmprov state file: {exc}") from None
+        except BaseException:  # refused (newer, foreign): do not leak the connection
+            self.conn.close()
+            raise
 
     def __enter__(self) -> StateDB:
         return self
@@ -154,12 +198,14 @@ class StateDB:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if _is_locked(exc):
-                    raise LockedError(str(self.path)) from None
-                raise
+                raise _refused(exc, self.path) from None
             self._depth = 1
             try:
                 yield self.conn
+            except sqlite3.OperationalError as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise _refused(exc, self.path) from None
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -170,9 +216,7 @@ class StateDB:
                 except sqlite3.OperationalError as exc:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    if _is_locked(exc):
-                        raise LockedError(str(self.path)) from None
-                    raise
+                    raise _refused(exc, self.path) from None
             finally:
                 self._depth = 0
             return
@@ -195,9 +239,7 @@ class StateDB:
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
-            if _is_locked(exc):
-                raise LockedError(str(self.path)) from None
-            raise
+            raise _refused(exc, self.path) from None
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations this state file has, in order."""
@@ -208,13 +250,27 @@ class StateDB:
             return []
         return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY id")]
 
+    def _refuse_foreign(self) -> None:
+        """A database with tables but no bmprov history is someone else's: never write to it."""
+        tables = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 4"
+            )
+        ]
+        if tables:
+            raise StateFileError(
+                f"{self.path} is an SQLite database but not a bmprov state file"
+                f" (tables: {', '.join(tables)}); check `state` in bmprov.toml"
+            )
+
     def migrate(self) -> None:
         """Apply every migration this state file lacks, in one transaction."""
         known = [name for name, _ in MIGRATIONS]
         applied = self.applied_migrations()
         unknown = [name for name in applied if name not in known]
         if unknown:
-            raise StateError(
+            raise StateFileError(
                 f"state file {self.path} was written by a newer bmprov (migration {unknown[0]})"
             )
         if len(applied) == len(known):

@@ -74,6 +74,12 @@ class StateError(BmprovError):
     """The state file refused an operation (unknown node, forbidden transition...)."""
 
 
+class StateFileError(StateError):
+    """The state file cannot be used as it is (missing, empty, corrupt, newer, read-only)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class TransitionError(StateError):
     """A lifecycle transition that the state table does not allow."""
 

@@ -181,7 +181,19 @@ def _span(value: Any, where: str) -> Interval:
 
 
 def load_pools(config: Config) -> list[Pool]:
-    """The configured pools, or one default pool from ``[network]``."""
+    """The configured pools, or one default pool from ``[network]``.
+
+    :raises PoolError: naming the config file and the key (``pools[1].range``...).
+    """
+    try:
+        return _load_pools(config)
+    except PoolError as exc:
+        if config.path is None:
+            raise
+        raise PoolError(f"{config.path}: {exc}") from None
+
+
+def _load_pools(config: Config) -> list[Pool]:
     raw_pools = config.raw.get("pools") or []
     server = config.section("network").get("server_address")
     implicit = [server] if server else []  # the provisioning server is never handed out
@@ -191,12 +203,28 @@ def load_pools(config: Config) -> list[Pool]:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise PoolError(f"pools: name {sorted(dup)[0]!r} is used twice")
+        _check_overlap(pools)
         return pools
     network = config.section("network")
     if not network.get("subnet"):
         raise PoolError("no [[pools]] and no [network] subnet: nothing to allocate from")
     raw: dict[str, Any] = {k: network[k] for k in ("subnet", "gateway", "dns") if k in network}
     return [build_pool(raw, "network", implicit)]
+
+
+def _check_overlap(pools: list[Pool]) -> None:
+    """Two pools may share a subnet, never an allocatable address (one sweep, no pairs)."""
+    spans = sorted((lo, hi, i) for i, pool in enumerate(pools) for lo, hi in pool.free)
+    reach, owner = -1, -1
+    for lo, hi, i in spans:
+        if lo <= reach and owner != i:
+            a, b = sorted((i, owner))
+            raise PoolError(
+                f"pools[{a}] ({pools[a].name}) and pools[{b}] ({pools[b].name}) both hand out"
+                f" {int_to_ip(lo)}-{int_to_ip(min(hi, reach))}; split them with range or exclude"
+            )
+        if hi > reach:
+            reach, owner = hi, i
 
 
 def pool_for(pools: list[Pool], node: Node) -> Pool | None:

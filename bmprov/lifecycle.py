@@ -26,7 +26,7 @@ from bmprov import states as st
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError
-from bmprov.nodes import Node, Selection, select_nodes
+from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 
@@ -60,6 +60,13 @@ class StageAction(ABC):
     """What happens when nodes enter a stage. Implementations must be idempotent."""
 
     stage: str = ""
+
+    def check(self, ctx: ActionContext) -> None:
+        """Refuse the whole batch before any node moves (a bad config would fail every node).
+
+        :raises ConfigError: the settings this action needs are invalid; nothing is done.
+        """
+        del ctx
 
     @abstractmethod
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
@@ -172,15 +179,14 @@ def advance(
     on_total: Callable[[int], None] | None = None,
 ) -> BatchResult:
     """Move the selected nodes to ``target`` and run its entry actions. Never raises per node."""
-    if target not in st.ALL_STAGES:
-        from bmprov.errors import InputError  # noqa: PLC0415
-
-        raise InputError(f"unknown stage {target!r} (stages: {', '.join(sorted(st.ALL_STAGES))})")
+    check_stage(target, "--stage")
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report)
+    if plan.enter or plan.resume:
+        check_actions(ctx, target)
     if on_total:
         on_total(len(nodes))
     if dry_run:
@@ -192,6 +198,16 @@ def advance(
             report(NodeResult(node.serial, "skipped", node.stage, "moved by another bmprov"))
     _enter(ctx, target, entered + plan.resume, report)
     return batch
+
+
+def check_actions(ctx: ActionContext, target: str) -> None:
+    """Run the :meth:`StageAction.check` of ``target`` and of the stages it carries nodes on to."""
+    stage: str | None = target
+    while stage is not None:
+        action = action_for(stage)
+        if action is not None:
+            action.check(ctx)
+        stage = AUTO_NEXT.get(stage)
 
 
 def _reporter(batch: BatchResult, progress: ProgressFn | None) -> ProgressFn:

@@ -56,6 +56,14 @@ class NetworkingAction(StageAction):
     (a :class:`~bmprov.filejobs.FileWriter`) to replace the configured ones (tests).
     """
 
+    def check(self, ctx: ActionContext) -> None:
+        """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
+        settings = DhcpSettings.from_config(ctx.config)
+        if ctx.options.get("dhcp_backend") is None:
+            open_backend(settings).check()  # reads the OMAPI key; connects to nothing
+        if ctx.options.get("file_writer") is None:
+            NodeFileWriter(ctx.config).check()  # settings, profiles, site templates
+
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """Set up every node's network and boot files, yielding one outcome per node."""
         settings = DhcpSettings.from_config(ctx.config)

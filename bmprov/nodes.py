@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmprov.db import StateDB
-from bmprov.errors import InputError, StateError
+from bmprov.errors import InputError
 from bmprov.states import ALL_STAGES
 
 NODE_FIELDS = (
@@ -137,18 +137,25 @@ def _load(db: StateDB, where: str = "", params: tuple[Any, ...] = ()) -> list[No
 
 def list_nodes(db: StateDB, stage: str | None = None) -> list[Node]:
     """Every node (or those in ``stage``), by serial."""
-    if stage is not None and stage not in ALL_STAGES:
-        raise InputError(f"unknown stage {stage!r} (stages: {', '.join(sorted(ALL_STAGES))})")
+    if stage is not None:
+        check_stage(stage, "--stage")
     if stage:
         return _load(db, "WHERE stage = ?", (stage,))
     return _load(db)
 
 
+def check_stage(stage: str, option: str) -> None:
+    """:class:`InputError` naming ``option`` unless ``stage`` is a lifecycle stage."""
+    if stage not in ALL_STAGES:
+        known = ", ".join(sorted(ALL_STAGES))
+        raise InputError(f"{option}: unknown stage {stage!r} (stages: {known})")
+
+
 def get_node(db: StateDB, serial: str) -> Node:
-    """One node by serial; :class:`StateError` naming the serial if unknown."""
+    """One node by serial; :class:`InputError` (exit 2) naming the serial if unknown."""
     nodes = _load(db, "WHERE serial = ?", (serial,))
     if not nodes:
-        raise StateError(f"no node with serial {serial!r} in {db.path}")
+        raise InputError(f"no node with serial {serial!r} in {db.path}")
     return nodes[0]
 
 
@@ -165,6 +172,8 @@ def select_nodes(db: StateDB, selection: Selection) -> list[Node]:
     """The nodes a batch acts on. Unknown serials are an :class:`InputError`."""
     if selection.is_empty():
         raise InputError("select nodes with --serial, --from, --rack, --site or --all")
+    if selection.from_stage is not None:
+        check_stage(selection.from_stage, "--from")
     clauses: list[str] = []
     params: list[Any] = []
     if selection.serials:

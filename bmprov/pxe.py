@@ -95,6 +95,7 @@ def render_all(
     if remove and not prune:
         raise InputError("--yes only confirms --prune")
     writer = NodeFileWriter(config)
+    writer.check()
     report = RenderReport()
     report.written += writer.write_defaults()
     digest = writer.digest()

@@ -33,7 +33,7 @@ import jinja2
 
 from bmprov import validate
 from bmprov.config import Config
-from bmprov.errors import BmprovError
+from bmprov.errors import BmprovError, ConfigError, ExitCode
 from bmprov.install_options import ssh_key
 from bmprov.resources import data_dir
 
@@ -52,6 +52,12 @@ class RenderError(BmprovError):
         self.template = template
         self.line = line
         self.reason = reason
+
+
+class TemplateInvalid(RenderError):
+    """A site template cannot be read or parsed: bad input, nothing is rendered."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 def guard(value: Any) -> Any:
@@ -107,8 +113,18 @@ FILTERS = {
 
 
 def search_path(config: Config, kind: str) -> list[Path]:
-    """Directories searched for ``kind`` templates: site dirs first, then the shipped one."""
-    site = [config.resolve(d) / kind for d in config.section("templates").get("dirs", [])]
+    """Directories searched for ``kind`` templates: site dirs first, then the shipped one.
+
+    :raises ConfigError: a ``[templates] dirs`` entry is not a directory (a typo there would
+        otherwise fall back to the shipped templates without a word).
+    """
+    site = []
+    for entry in config.section("templates").get("dirs", []):
+        root = config.resolve(entry)
+        if not root.is_dir():
+            where = f"{config.path}: " if config.path else ""
+            raise ConfigError(f"{where}templates.dirs: {root} is not a directory")
+        site.append(root / kind)
     return [*site, data_dir(kind)]
 
 
@@ -145,6 +161,25 @@ class Renderer:
         )
         self.env.filters.update(FILTERS)
         self._selected: dict[tuple[str, ...], jinja2.Template] = {}
+        for directory in self.dirs[:-1]:  # the site's; the shipped ones are tested
+            self._check_syntax(directory)
+
+    def _check_syntax(self, directory: Path) -> None:
+        """Parse every site template up front, so a syntax error stops the run, not each node.
+
+        :raises TemplateInvalid: naming the file and line.
+        """
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.rglob("*.j2")):
+            try:
+                self.env.parse(path.read_text(encoding="utf-8"), path.name, str(path))
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateInvalid(
+                    str(path), exc.lineno, exc.message or "syntax error"
+                ) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TemplateInvalid(str(path), None, f"cannot read it ({exc})") from None
 
     def exists(self, name: str) -> bool:
         """True if some search directory holds ``name``."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from bmprov.config import CONFIG_NAME, parse_config
+from bmprov.config import CONFIG_NAME, parse_config, read_config_text
 from bmprov.db import StateDB
 from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
@@ -49,8 +49,11 @@ def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "e
 def init_site(
     directory: Path, network: NetworkSettings | None = None, *, force: bool = False
 ) -> InitResult:
-    """Write ``DIR/bmprov.toml`` (unless present) and create its state file."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``DIR/bmprov.toml`` (unless present) and create its state file.
+
+    :raises InputError: ``directory`` is a file or cannot be created or written to.
+    """
+    _make_dir(directory)
     config_path = directory / CONFIG_NAME
     created = False
     if config_path.exists() and not force and network is not None:
@@ -58,9 +61,21 @@ def init_site(
     if not config_path.exists() or force:
         text = starter_config(network or DEFAULT_NETWORK)
         parse_config(config_path.resolve(), text)  # the starter must itself be valid
-        atomic_write(config_path, text)
+        try:
+            atomic_write(config_path, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {config_path}: {exc.strerror or exc}") from None
         created = True
-    config = parse_config(config_path.resolve(), config_path.read_text(encoding="utf-8"))
+    config = parse_config(config_path.resolve(), read_config_text(config_path))
     with StateDB(config.state_path):
         pass
     return InitResult(config_path, config.state_path, created)
+
+
+def _make_dir(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create directory {directory}: {exc.strerror or exc}") from None

@@ -57,7 +57,7 @@ def test_nodes_list_show_history_json(cli, site: Site) -> None:
 
 def test_unknown_serial_is_a_clear_error(cli, site: Site) -> None:
     run = cli("nodes", "show", "NOPE")
-    assert run.exit_code == 1
+    assert run.exit_code == 2  # bad input: the operator named a serial bmprov does not know
     assert "no node with serial 'NOPE'" in run.stderr
 
 

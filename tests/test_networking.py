@@ -9,7 +9,7 @@ import pytest
 
 from bmprov.dhcp import DhcpSettings, ReservationConflict
 from bmprov.dhcp.filestore import FileBackend
-from bmprov.errors import DriverError, StepFailed
+from bmprov.errors import ConfigError, DriverError, StepFailed
 from bmprov.importer import import_sheet
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.nodes import Selection, get_node, list_nodes
@@ -218,11 +218,13 @@ def test_decommission_keeps_the_reservation_when_files_cannot_be_switched(site) 
     assert reservations(site) == {"02:31:00:00:00:01": "10.20.0.2"}
 
 
-def test_config_error_is_clear(site) -> None:
+def test_config_error_is_clear_and_moves_nothing(site) -> None:
     site.write_config('[[pools]]\nname = "bad"\nsubnet = "10.231.9.1/24"')
     load(site, [row(1)])
-    _batch, nodes = networking(site)
-    assert "host bits set" in nodes["SN1"].stage_reason
+    with pytest.raises(ConfigError, match="host bits set"):
+        networking(site)
+    with site.db() as db:
+        assert get_node(db, "SN1").stage == "mounting"
 
 
 @pytest.mark.parametrize("hostname", ['a"b', "x;y"])

@@ -77,12 +77,10 @@ class AppContext:
     def db(self) -> StateDB:
         """The state file named by the configuration, opened (and migrated) once."""
         if not self._dbs:
-            from bmprov.db import StateDB  # noqa: PLC0415
+            from bmprov.db import open_state  # noqa: PLC0415
 
-            path = self.config().state_path
-            if not path.exists():
-                raise BmprovError(f"state file {path} does not exist; run `bmprov init` first")
-            self._dbs.append(StateDB(path))
+            config = self.config()
+            self._dbs.append(open_state(config.state_path, config.busy_timeout_ms))
         return self._dbs[0]
 
     def close(self) -> None:

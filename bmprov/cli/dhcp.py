@@ -65,8 +65,7 @@ def export_cmd(
 ) -> None:
     """Write the reservations bmprov expects as dhcpd host blocks, dnsmasq lines or Kea JSON."""
     from bmprov.dhcp import DhcpSettings  # noqa: PLC0415
-    from bmprov.dhcp.export import expected, render  # noqa: PLC0415
-    from bmprov.fsutil import write_if_changed  # noqa: PLC0415
+    from bmprov.dhcp.export import expected, render, write_export  # noqa: PLC0415
 
     state = obj(ctx)
     items = expected(state.db(), DhcpSettings.from_config(state.config()))
@@ -74,5 +73,5 @@ def export_cmd(
     if dest is None:
         typer.echo(text, nl=False)
         return
-    write_if_changed(dest, text)
+    write_export(dest, text)
     output.console(stderr=True).print(f"wrote {len(items)} reservation(s) to {output._cell(dest)}")

@@ -154,7 +154,8 @@ class DhcpSettings:
         """A required path of a backend's table, resolved against the config file."""
         value = self.sub(name).get(key)
         if not value:
-            raise ConfigError(f"dhcp.{name}.{key} is required for the {name} backend")
+            where = f"{self.config.path}: " if self.config.path else ""
+            raise ConfigError(f"{where}dhcp.{name}.{key} is required for the {name} backend")
         return self.config.resolve(value)
 
     @classmethod
@@ -194,6 +195,8 @@ class DhcpBackend(ABC):
     """
 
     kind: ClassVar[str] = ""
+    required: ClassVar[tuple[str, ...]] = ()
+    """Path keys of the backend's own table that must be set."""
 
     def __init__(self, settings: DhcpSettings) -> None:
         self.settings = settings
@@ -209,6 +212,11 @@ class DhcpBackend(ABC):
                 self.commit()
         finally:
             self.close()
+
+    def check(self) -> None:
+        """:class:`ConfigError` if a setting the backend needs is missing (connects to nothing)."""
+        for key in self.required:
+            self.settings.path(self.kind, key)
 
     def open(self) -> None:  # noqa: B027  (optional hook)
         """Connect / load; called once per batch."""

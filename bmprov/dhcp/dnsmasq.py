@@ -47,6 +47,7 @@ class DnsmasqBackend(TableBackend):
     """``dhcp-host`` lines, one file per MAC, in the hostsdir."""
 
     kind = "dnsmasq"
+    required = ("hostsdir",)
 
     def __init__(self, settings: DhcpSettings) -> None:
         super().__init__(settings)

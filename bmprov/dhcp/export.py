@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from bmprov.db import StateDB
@@ -17,6 +18,7 @@ from bmprov.dhcp.dnsmasq import host_line
 from bmprov.dhcp.kea import to_kea
 from bmprov.dhcp.omapi import host_statements
 from bmprov.errors import InputError
+from bmprov.fsutil import write_if_changed
 
 FORMATS = ("isc", "dnsmasq", "kea")
 Status = Literal["ok", "missing", "differs", "unexpected"]
@@ -103,6 +105,16 @@ def render(items: list[Expected], fmt: str) -> str:
     if fmt == "kea":
         return json.dumps({"reservations": [to_kea(r) for r in reservations]}, indent=2) + "\n"
     raise InputError(f"unknown export format {fmt!r} (one of: {', '.join(FORMATS)})")
+
+
+def write_export(dest: Path, text: str) -> bool:
+    """Write an export atomically (only if it changed); :class:`InputError` naming ``dest``."""
+    if dest.is_dir():
+        raise InputError(f"--output {dest} is a directory; name a file")
+    try:
+        return write_if_changed(dest, text)
+    except OSError as exc:
+        raise InputError(f"--output {dest}: cannot write it ({exc.strerror or exc})") from None
 
 
 def _isc_host(res: Reservation) -> str:

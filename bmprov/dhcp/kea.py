@@ -86,6 +86,7 @@ class KeaBackend(TableBackend):
     """Reservations in the config file; one ``config-reload`` per batch."""
 
     kind = "kea"
+    required = ("config", "socket")
 
     @property
     def config_path(self) -> Path:

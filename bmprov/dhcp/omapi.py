@@ -60,25 +60,32 @@ class Secret:
 
 
 def read_key(section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]) -> Secret | None:
-    """The OMAPI secret from ``key_file`` or ``key_env`` (the file wins)."""
+    """The OMAPI secret from ``key_file`` or ``key_env`` (the file wins).
+
+    :raises ConfigError: naming the key (never its value): unreadable, empty or not base64.
+    """
     if section.get("key_file"):
         path = resolve(str(section["key_file"]))
+        where = f"dhcp.omapi.key_file {path}"
         try:
-            text = open(path, encoding="utf-8").read()  # noqa: PTH123, SIM115
+            with open(path, "rb") as fh:  # noqa: PTH123
+                secret = fh.read().strip()
         except OSError as exc:
-            raise ConfigError(f"dhcp.omapi.key_file {path}: {exc.strerror}") from None
+            raise ConfigError(f"{where}: {exc.strerror}") from None
     elif section.get("key_env"):
         name = str(section["key_env"])
+        where = f"dhcp.omapi.key_env ${name}"
         if name not in os.environ:
-            raise ConfigError(f"dhcp.omapi.key_env: ${name} is not set")
-        text = os.environ[name]
+            raise ConfigError(f"{where} is not set")
+        secret = os.environ[name].strip().encode()
     else:
         return None
-    secret = text.strip().encode()
+    if not secret:
+        raise ConfigError(f"{where} is empty (copy the secret from dhcpd.conf)")
     try:
-        binascii.a2b_base64(secret)
+        binascii.a2b_base64(secret, strict_mode=True)
     except binascii.Error:
-        raise ConfigError("the OMAPI key is not base64 (copy the secret from dhcpd.conf)") from None
+        raise ConfigError(f"{where}: not base64 (copy the secret from dhcpd.conf)") from None
     return Secret(secret)
 
 
