@@ -8,10 +8,13 @@ cannot open; CSV uses the csv module (UTF-8, BOM tolerated, delimiter sniffed).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
 import itertools
+import stat
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +43,7 @@ class Sheet:
 
 def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
     """Open a .xlsx/.xlsm or .csv file; :class:`InputError` naming the file if unreadable."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; name the sheet file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    _check_regular_file(path)
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
         rows = _excel_rows(path, sheet)
@@ -58,6 +58,20 @@ def open_sheet(path: Path, sheet: str | None = None) -> Sheet:
             header = [_header_text(c) for c in cells]
             return Sheet(str(path), number, header, [cells for _, cells in rows])
     raise InputError(f"{path}: the sheet is empty (no header row)")
+
+
+def _check_regular_file(path: Path) -> None:
+    """A readable regular file, or an :class:`InputError` that says what the path is instead."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:  # a symlink loop, a path through a non-directory...
+        raise InputError(f"{path}: cannot open: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a directory; name the sheet file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: not a regular file (a pipe or device?); name the sheet file")
 
 
 def _blank(cell: Cell) -> bool:
@@ -77,21 +91,118 @@ def _excel_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]
         return _calamine_rows(path, sheet)
     except InputError:
         raise
-    except Exception:  # calamine could not parse it: try openpyxl before giving up
+    except Exception as exc:  # calamine could not parse it: try openpyxl before giving up
+        if type(exc).__name__ == "PasswordError":
+            raise InputError(f"{path}: {_ENCRYPTED}") from None
         return _openpyxl_rows(path, sheet)
+
+
+_ENCRYPTED = "the workbook is password-protected (encrypted); save a copy without a password"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _not_xlsx_reason(path: Path, exc: Exception) -> str:
+    """Why a .xlsx file could not be read, in the operator's terms (sniffed from its bytes)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(8) == _OLE2_MAGIC:  # an OLE2 container: encrypted OOXML or a binary .xls
+                return _ole2_reason(fh.read())
+        if not zipfile.is_zipfile(path):
+            return "not an .xlsx workbook (not a zip file: truncated, or another format)"
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "mimetype" in names and b"opendocument" in archive.read("mimetype"):
+                return "an OpenDocument (.ods) spreadsheet, not .xlsx; save it as .xlsx"
+            if "xl/workbook.xml" not in names:
+                return "a zip file but not an .xlsx workbook (no xl/workbook.xml)"
+    except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
+        return f"not a readable .xlsx workbook ({type(err).__name__}: {err})"
+    return f"not a readable .xlsx workbook ({type(exc).__name__})"
+
+
+def _ole2_reason(body: bytes) -> str:
+    if "EncryptedPackage".encode("utf-16-le") in body:
+        return _ENCRYPTED
+    return "an Excel 97-2003 (.xls) workbook, not .xlsx; save it as Excel Workbook (.xlsx)"
+
+
+def _pick_sheet(path: Path, names: list[str], visible: list[bool], sheet: str | None) -> str:
+    """The named sheet, else the first visible one (a hidden first sheet holds lookups)."""
+    if not names:
+        raise InputError(f"{path}: the workbook has no worksheets")
+    if sheet is not None:
+        if sheet not in names:
+            raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
+        return sheet
+    return next((n for n, shown in zip(names, visible, strict=True) if shown), names[0])
 
 
 def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]]]:
     import python_calamine  # noqa: PLC0415
 
     workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-    names = workbook.sheet_names
-    if sheet is not None and sheet not in names:
-        raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
-    data = workbook.get_sheet_by_name(sheet if sheet is not None else names[0])
-    first_row = (data.start or (0, 0))[0] + 1
+    shown = [
+        m.visible == python_calamine.SheetVisibleEnum.Visible for m in workbook.sheets_metadata
+    ]
+    name = _pick_sheet(path, workbook.sheet_names, shown, sheet)
+    data = workbook.get_sheet_by_name(name)
+    # iter_rows() starts at sheet row 1 whatever data.start says (python-calamine issue #177),
+    # but at the first used column: columns are offset by data.start[1], rows are not.
     rows = cast("Iterator[list[Cell]]", data.iter_rows())
-    return zip(itertools.count(first_row), rows, strict=False)
+    errors = _error_cells(path, name)
+    if data.merged_cell_ranges or errors:
+        table = list(rows)
+        column0 = (data.start or (0, 0))[1]
+        _fill_merged(table, data.merged_cell_ranges or [], column0)
+        for row, column, text in errors:
+            if row < len(table) and 0 <= column - column0 < len(table[row]):
+                table[row][column - column0] = text
+        rows = iter(table)
+    return zip(itertools.count(1), rows, strict=False)
+
+
+def _fill_merged(
+    table: list[list[Cell]], ranges: list[tuple[tuple[int, int], tuple[int, int]]], column0: int
+) -> None:
+    """Give every cell of a merged range the range's value, as the operator sees it."""
+    for (top, left), (bottom, right) in ranges:
+        if top >= len(table) or not 0 <= left - column0 < len(table[top]):
+            continue
+        value = table[top][left - column0]
+        for row in table[top : bottom + 1]:
+            for column in range(max(left - column0, 0), min(right - column0 + 1, len(row))):
+                row[column] = value
+
+
+def _error_cells(path: Path, sheet: str) -> list[tuple[int, int, str]]:
+    """``(row, column, "#N/A")`` (0-based) of a sheet's error cells, which calamine reads as
+    blanks (python-calamine issue #105). A byte scan finds whether the workbook has any (about
+    0.1 s per 100,000 rows); only then does openpyxl locate them."""
+    with zipfile.ZipFile(path) as archive:
+        if not any(_has_error_cell(archive, n) for n in archive.namelist() if "worksheets/" in n):
+            return []
+    import openpyxl  # noqa: PLC0415
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return [
+            (cell.row - 1, cell.column - 1, str(cell.value))
+            for row in workbook[sheet].iter_rows()
+            for cell in row
+            if getattr(cell, "data_type", None) == "e"
+        ]
+    finally:
+        workbook.close()
+
+
+def _has_error_cell(archive: zipfile.ZipFile, member: str) -> bool:
+    tail = b""
+    with archive.open(member) as fh:
+        while chunk := fh.read(1 << 20):
+            if b't="e"' in tail + chunk[:8] or b't="e"' in chunk:
+                return True
+            tail = chunk[-8:]
+    return False
 
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]]]:
@@ -100,22 +211,38 @@ def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Ce
 
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise InputError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__})") from None
-    names = workbook.sheetnames
-    if sheet is not None and sheet not in names:
-        raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
-    worksheet = workbook[sheet if sheet is not None else names[0]]
-    return ((i, list(row)) for i, row in enumerate(worksheet.iter_rows(values_only=True), start=1))
+        raise InputError(f"{path}: {_not_xlsx_reason(path, exc)}") from None
+    shown = [ws.sheet_state == "visible" for ws in workbook.worksheets]
+    name = _pick_sheet(path, workbook.sheetnames, shown, sheet)
+
+    def rows() -> Iterator[tuple[int, list[Cell]]]:
+        number = 0  # openpyxl parses lazily: a damaged worksheet fails part-way through
+        try:
+            for number, row in enumerate(workbook[name].iter_rows(values_only=True), start=1):
+                yield number, list(row)
+        except Exception as exc:
+            raise InputError(
+                f"{path}:{number + 1}: worksheet {name!r} is damaged ({type(exc).__name__}: {exc})"
+            ) from None
+
+    return rows()
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[Cell]]]:
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    # Excel's "Unicode Text" export: UTF-16 with a byte-order mark (tab-separated).
+    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(
-            f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the sheet as 'CSV UTF-8'"
+            f"{path}:{line}: not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text "
+            f"(byte {exc.start}); "
+            "save the sheet as 'CSV UTF-8'"
         ) from None
     try:
         dialect: Any = csv.Sniffer().sniff(text[:8192], delimiters=",;\t")
