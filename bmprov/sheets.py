@@ -13,12 +13,14 @@ import csv
 import datetime as dt
 import io
 import itertools
+import re
 import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from xml.etree import ElementTree
 
 from bmprov.errors import InputError
 
@@ -145,11 +147,11 @@ def _calamine_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Ce
         m.visible == python_calamine.SheetVisibleEnum.Visible for m in workbook.sheets_metadata
     ]
     name = _pick_sheet(path, workbook.sheet_names, shown, sheet)
+    errors = _scan_sheet(path, name)  # before calamine loads it: the used range may be absurd
     data = workbook.get_sheet_by_name(name)
     # iter_rows() starts at sheet row 1 whatever data.start says (python-calamine issue #177),
     # but at the first used column: columns are offset by data.start[1], rows are not.
     rows = cast("Iterator[list[Cell]]", data.iter_rows())
-    errors = _error_cells(path, name)
     if data.merged_cell_ranges or errors:
         table = list(rows)
         column0 = (data.start or (0, 0))[1]
@@ -174,13 +176,44 @@ def _fill_merged(
                 row[column] = value
 
 
-def _error_cells(path: Path, sheet: str) -> list[tuple[int, int, str]]:
-    """``(row, column, "#N/A")`` (0-based) of a sheet's error cells, which calamine reads as
-    blanks (python-calamine issue #105). A byte scan finds whether the workbook has any (about
-    0.1 s per 100,000 rows); only then does openpyxl locate them."""
+MAX_CELLS = 1 << 24
+"""Refuse a sheet whose used range is larger: calamine allocates it densely (about 32 bytes a
+cell; a stray value in XFD1048576 asks for 512 GiB and aborts the process), and the rows become
+Python lists. Columns A-Z count as 26 (finding the widest of them would cost a scan per letter):
+100,000 rows x 160 columns fit, a stray value in row 1,048,576 does not."""
+_CELL_REF = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"[^>]*(?<!/)>')  # a cell with content
+_WIDE_REF = re.compile(rb'<c r="([A-Z]{2,3})[0-9]+"[^>]*(?<!/)>')  # past Z: rare, so cheap
+
+
+@dataclass
+class _Scan:
+    """What one pass over a worksheet's XML found."""
+
+    errors: bool = False  # any cell of type "e" (#N/A, #REF!...)
+    last_row: int = 0
+    widest: int = 26  # column number; columns A-Z are not looked at
+
+
+def _scan_sheet(path: Path, sheet: str) -> list[tuple[int, int, str]]:
+    """Check the sheet's used range and find its error cells, before calamine loads it.
+
+    Returns ``(row, column, "#N/A")`` (0-based) for each error cell: calamine reads them as
+    blanks (python-calamine issue #105), so openpyxl locates them, only when the byte scan
+    (about 0.1 s per 100,000 rows) saw one."""
     with zipfile.ZipFile(path) as archive:
-        if not any(_has_error_cell(archive, n) for n in archive.namelist() if "worksheets/" in n):
+        member = _sheet_member(archive, sheet)
+        if member is None:
             return []
+        scan = _scan_xml(archive, member)
+    if scan.last_row * scan.widest > MAX_CELLS:
+        raise InputError(
+            f"{path}: sheet {sheet!r} is used down to row {scan.last_row:,} and across to "
+            f"column {scan.widest:,}: more than {MAX_CELLS:,} cells. A stray value far below or "
+            "right of the table? Delete those rows and columns (Ctrl+End shows the last used "
+            "cell) and save"
+        )
+    if not scan.errors:
+        return []
     import openpyxl  # noqa: PLC0415
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -195,14 +228,63 @@ def _error_cells(path: Path, sheet: str) -> list[tuple[int, int, str]]:
         workbook.close()
 
 
-def _has_error_cell(archive: zipfile.ZipFile, member: str) -> bool:
+def _sheet_member(archive: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip member holding a sheet's XML (workbook.xml names it, its .rels file places it)."""
+    # S314: ElementTree resolves no external entities, and expat >= 2.4.1 (Debian 12: 2.5.0)
+    # refuses entity amplification (billion laughs); calamine has parsed both files already.
+    try:
+        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))  # noqa: S314
+        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))  # noqa: S314
+    except (KeyError, ElementTree.ParseError):
+        return None
+    rid = next(
+        (
+            value
+            for e in book.iter()
+            if e.tag.endswith("}sheet") and e.get("name") == sheet
+            for key, value in e.attrib.items()
+            if key.endswith("}id")
+        ),
+        None,
+    )
+    target = next((e.get("Target") for e in rels if rid and e.get("Id") == rid), None)
+    if not target:
+        return None
+    member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return member if member in archive.namelist() else None
+
+
+def _scan_xml(archive: zipfile.ZipFile, member: str) -> _Scan:
+    scan = _Scan()
     tail = b""
     with archive.open(member) as fh:
         while chunk := fh.read(1 << 20):
-            if b't="e"' in tail + chunk[:8] or b't="e"' in chunk:
-                return True
-            tail = chunk[-8:]
-    return False
+            text = tail + chunk
+            scan.errors = scan.errors or b't="e"' in text
+            for letters in set(_WIDE_REF.findall(text)):
+                scan.widest = max(scan.widest, _column_number(letters))
+            scan.last_row = max(scan.last_row, _last_row(text))
+            tail = chunk[-64:]
+    return scan
+
+
+def _last_row(text: bytes) -> int:
+    """The row of the last cell with content in ``text`` (formatted-only cells are skipped,
+    as calamine skips them)."""
+    end = len(text)
+    while (at := text.rfind(b'<c r="', 0, end)) >= 0:
+        cell = _CELL_REF.match(text, at)
+        if cell:
+            return int(cell.group(1))
+        end = at
+    return 0
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
 
 
 def _openpyxl_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]]]:
