@@ -378,6 +378,48 @@ def test_row_numbers_when_the_table_starts_below_row_1(cli, site: Site, tmp_path
     assert_refused(site, cli, path, f"{path}:4:MAC: 'zz' is not a MAC address")
 
 
+TABLE = header_xml() + xml_row(2, text("A2", "SN1"), text("B2", "52:54:00:00:00:01"))
+
+
+@pytest.mark.parametrize(
+    ("far", "message"),
+    [
+        (xml_row(1048576, text("XFD1048576", " ")), "row 1,048,576 and across to column 16,384"),
+        (xml_row(1048576, text("A1048576", "x")), "row 1,048,576 and across to column 26"),
+    ],
+    ids=["last-cell", "last-row"],
+)
+def test_stray_value_far_away_is_refused_not_a_crash(
+    cli, site: Site, tmp_path: Path, far: str, message: str
+) -> None:
+    """A space typed in XFD1048576 made calamine allocate 512 GiB and abort (exit 134)."""
+    path = raw_xlsx(tmp_path / "far.xlsx", [("Purchases", TABLE + far)])
+    assert_refused(site, cli, path, f"is used down to {message}", "Ctrl+End")
+
+
+@pytest.mark.parametrize(
+    "far",
+    [
+        xml_row(1048576, '<c r="XFD1048576" s="0"/>'),  # formatted only: calamine skips it
+        xml_row(3, text("XFD3", "x")),  # far right but two rows: small
+    ],
+    ids=["formatted-only", "far-right"],
+)
+def test_far_cells_that_are_harmless_are_read(cli, site: Site, tmp_path: Path, far: str) -> None:
+    path = raw_xlsx(tmp_path / "far.xlsx", [("Purchases", TABLE + far)])
+    run = cli("import", path)
+    assert run.exit_code == 0, run.stderr
+
+
+def test_damaged_worksheet_xml_is_located(cli, site: Site, tmp_path: Path) -> None:
+    """openpyxl parses lazily: the damage surfaced as ParseError part-way through the rows."""
+    path = good_xlsx(tmp_path / "d.xlsx")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["xl/worksheets/sheet1.xml"] = members["xl/worksheets/sheet1.xml"][:-60]
+    assert_refused(site, cli, zip_of(path, members), "worksheet 'Purchases' is damaged")
+
+
 # ---------------------------------------------------------------------------------------------
 # .csv
 
