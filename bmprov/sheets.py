@@ -182,7 +182,10 @@ cell; a stray value in XFD1048576 asks for 512 GiB and aborts the process), and 
 Python lists. Columns A-Z count as 26 (finding the widest of them would cost a scan per letter):
 100,000 rows x 160 columns fit, a stray value in row 1,048,576 does not."""
 _CELL_REF = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"[^>]*(?<!/)>')  # a cell with content
-_WIDE_REF = re.compile(rb'<c r="([A-Z]{2,3})[0-9]+"[^>]*(?<!/)>')  # past Z: rare, so cheap
+# A cell with content past column Z or at row 1,000,000+: rare, so finding them all is cheap.
+# (Rows out of order, which Excel never writes, can hide a far row below a million from
+# _last_row; beyond a million they are caught here.)
+_FAR_REF = re.compile(rb'<c r="(?=[A-Z]{2,}[0-9]|[A-Z]+[0-9]{7})([A-Z]+)([0-9]+)"[^>]*(?<!/)>')
 
 
 @dataclass
@@ -202,9 +205,11 @@ def _scan_sheet(path: Path, sheet: str) -> list[tuple[int, int, str]]:
     (about 0.1 s per 100,000 rows) saw one."""
     with zipfile.ZipFile(path) as archive:
         member = _sheet_member(archive, sheet)
-        if member is None:
-            return []
-        scan = _scan_xml(archive, member)
+        # calamine reads XML that ElementTree refuses: then every worksheet is scanned
+        members = [member] if member else [n for n in archive.namelist() if "worksheets/" in n]
+        scans = [_scan_xml(archive, m) for m in members]
+    scan = max(scans, key=lambda x: x.last_row * x.widest, default=_Scan())
+    scan.errors = any(x.errors for x in scans)
     if scan.last_row * scan.widest > MAX_CELLS:
         raise InputError(
             f"{path}: sheet {sheet!r} is used down to row {scan.last_row:,} and across to "
@@ -261,8 +266,9 @@ def _scan_xml(archive: zipfile.ZipFile, member: str) -> _Scan:
         while chunk := fh.read(1 << 20):
             text = tail + chunk
             scan.errors = scan.errors or b't="e"' in text
-            for letters in set(_WIDE_REF.findall(text)):
+            for letters, digits in set(_FAR_REF.findall(text)):
                 scan.widest = max(scan.widest, _column_number(letters))
+                scan.last_row = max(scan.last_row, int(digits))
             scan.last_row = max(scan.last_row, _last_row(text))
             tail = chunk[-64:]
     return scan

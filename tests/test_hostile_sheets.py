@@ -397,6 +397,23 @@ def test_stray_value_far_away_is_refused_not_a_crash(
     assert_refused(site, cli, path, f"is used down to {message}", "Ctrl+End")
 
 
+def test_absurd_row_out_of_order_and_lenient_xml_are_refused(
+    cli, site: Site, tmp_path: Path
+) -> None:
+    """Found by fuzzing open_sheet: a huge row number that is not the last cell, in a workbook
+    whose workbook.xml calamine accepts but ElementTree refuses (so the sheet's member is
+    unknown and every worksheet is scanned)."""
+    far = text("B2999999999999", "x")
+    table = header_xml() + xml_row(2, text("A2", "SN1"), far) + xml_row(3, text("A3", "SN2"))
+    path = raw_xlsx(tmp_path / "far.xlsx", [("Purchases", table)])
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["xl/workbook.xml"] = members["xl/workbook.xml"].replace(
+        b'name="Purchases"', b'name="Purc="d"hases"'
+    )
+    assert_refused(site, cli, zip_of(path, members), "is used down to row 2,999,999,999,999")
+
+
 @pytest.mark.parametrize(
     "far",
     [
