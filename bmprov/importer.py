@@ -319,7 +319,7 @@ def read_rows(path: Path, config: Config, sheet: str | None = None) -> ReadResul
             continue
         col = index.get(header_key(text))
         if col is None:
-            unknown.append(text)
+            unknown.append(_clip(text) or "")  # a 100 kB header cell is not echoed
         elif col.field in seen:
             problems.append(
                 Problem(

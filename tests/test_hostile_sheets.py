@@ -318,6 +318,14 @@ def test_100kb_cells_are_refused_without_echoing_them(cli, site: Site, tmp_path:
     assert len(stderr) < 2000
 
 
+def test_100kb_header_is_noted_without_echoing_it(cli, site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(f"Serial,{'y' * 100_000}\nSN1,x\n", encoding="utf-8")
+    run = cli("import", path)
+    assert run.exit_code == 0 and "is not known to bmprov" in run.stderr
+    assert len(run.stderr) < 2000
+
+
 def test_merged_cells_give_every_row_the_value(cli, site: Site, tmp_path: Path) -> None:
     """A rack merged down three rows is that rack for each of them (what the operator sees)."""
 
