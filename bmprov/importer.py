@@ -16,6 +16,7 @@ learned by discovery survives a re-import of a sheet that lacks it).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import json
 import re
@@ -27,7 +28,7 @@ from typing import Any, Literal, cast
 from bmprov import bulkcheck, install_options, states, validate
 from bmprov.config import Config
 from bmprov.db import StateDB, utcnow
-from bmprov.errors import Problem, ValidationFailed
+from bmprov.errors import InputError, Problem, ValidationFailed
 from bmprov.nodes import NODE_FIELDS
 from bmprov.sheets import Cell, Sheet, open_sheet
 
@@ -250,6 +251,32 @@ class ReadResult:
     headers: dict[str, str]  # field -> the header text this sheet uses for it
 
 
+DATE_OK = frozenset({"notes"})
+"""Fields where a date cell is plausible (a delivery date in the notes) and kept as ISO text."""
+
+EXCEL_ERRORS = frozenset(
+    [
+        "#NULL!",
+        "#DIV/0!",
+        "#VALUE!",
+        "#REF!",
+        "#NAME?",
+        "#NUM!",
+        "#N/A",
+        "#GETTING_DATA",
+        "#SPILL!",
+        "#CALC!",
+        "#FIELD!",
+        "#BLOCKED!",
+        "#CONNECT!",
+        "#BUSY!",
+        "#UNKNOWN!",
+    ]
+)
+"""What a spreadsheet shows in a cell whose formula failed (an error cell, or a CSV export of
+one): never a value, always a located problem."""
+
+
 def cell_text(cell: Cell, column: Column) -> str:
     """A cell as text, refusing values a spreadsheet has already damaged."""
     if type(cell) is str:
@@ -271,6 +298,12 @@ def cell_text(cell: Cell, column: Column) -> str:
                 "is a number too large to be exact; format the column as Text and retype it"
             )
         return str(int(cell))
+    if isinstance(cell, dt.date | dt.time | dt.timedelta) and column.field not in DATE_OK:
+        kind = "a duration" if isinstance(cell, dt.timedelta) else "a date or time"
+        raise ValueError(
+            f"is {kind} ({cell}): the spreadsheet converted what was typed; "
+            "format the column as Text and retype it"
+        )
     return str(cell)
 
 
@@ -292,7 +325,7 @@ def check_sheet(data: Sheet, config: Config) -> ReadResult:
             continue
         col = index.get(header_key(text))
         if col is None:
-            unknown.append(text)
+            unknown.append(_clip(text) or "")  # a 100 kB header cell is not echoed
         elif col.field in seen:
             problems.append(
                 Problem(
@@ -398,7 +431,29 @@ def _texts(
                 except ValueError as exc:
                     problems.append(Problem(name, state.numbers[k], header, str(exc)))
                     state.bad[k] = 1
+    _suspect_cells(name, texts, header, problems, state)
     return texts
+
+
+def _suspect_cells(
+    name: str, texts: list[str], header: str, problems: list[Problem], state: _Parsed
+) -> None:
+    """Formula errors (#N/A...) and a repeat of the column's own header (a second sheet pasted
+    below the first) are located problems, never values. The usual case is two substring
+    searches over the joined column (~2 ms per 100,000 cells; a set or list test is 10x that)."""
+    joined = "\n" + "\n".join(texts) + "\n"
+    if "#" not in joined and f"\n{header}\n" not in joined:
+        return
+    for k, text in enumerate(texts):
+        if text == header:
+            message = f"repeats the column header {header!r} (a second header row?); delete the row"
+        elif text in EXCEL_ERRORS:
+            message = f"cell shows the spreadsheet error {text}; fix the formula or type the value"
+        else:
+            continue
+        problems.append(Problem(name, state.numbers[k], header, message))
+        state.bad[k] = 1
+        texts[k] = ""
 
 
 def _validate_column(
@@ -862,6 +917,8 @@ def import_sheet(
     """
     with _cyclic_gc_paused():
         read = read_rows(path, config, sheet)
+        if not read.rows and not read.problems:
+            raise InputError(f"{path}: no rows to import below the header row")
         if read.problems:
             raise ValidationFailed(
                 _sorted(read.problems),
@@ -896,4 +953,13 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.row or 0, p.column or ""))
+    """By row then column, each message clipped (a 100 kB cell is not echoed in full)."""
+    ordered = sorted(problems, key=lambda p: (p.row or 0, p.column or ""))
+    return [Problem(p.file, p.row, _clip(p.column), _clip(p.message) or "") for p in ordered]
+
+
+def _clip(text: str | None, keep: int = 120) -> str | None:
+    """Long text as its start and end around an ellipsis."""
+    if text is None or len(text) <= 2 * keep + 20:
+        return text
+    return f"{text[:keep]} …[{len(text) - 2 * keep} characters]… {text[-keep:]}"
