@@ -723,7 +723,7 @@ def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPl
         sheet_rows = {r.serial: r for r in read.rows}
         for r in claiming:
             _check_against_state(read, r, sheet_rows, state, problems)
-    stored_nodes, new = state.nodes, plan.new
+    stored_nodes, stored_macs, new, unchanged = state.nodes, state.macs, plan.new, plan.unchanged
     for r in read.rows:
         ex = stored_nodes.get(r.serial)
         if ex is None:
@@ -732,7 +732,11 @@ def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPl
             continue
         value = r.node[marker_at]
         r.automated = is_marked(ex[4][marker_at] if value is None else value)
-        changes = _diff(ex, state.macs.get(ex[0], ()), r)
+        macs = stored_macs.get(ex[0], ())
+        if r.node == ex[4] and r.macs in (None, macs) and not r.install and r.automated == ex[2]:
+            unchanged.append(r.serial)  # the usual re-import row: nothing to compare further
+            continue
+        changes = _diff(ex, macs, r)
         if changes:
             plan.changed.append(Change(r, ex[0], changes, ex[1]))
         else:
@@ -741,16 +745,20 @@ def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPl
 
 
 def _claiming_others(rows: list[SheetRow], state: StoredNodes) -> list[SheetRow]:
-    """Rows with a MAC or host name that the state file gives to another serial (set algebra
-    in C; usually none, and then no row is looked at one by one)."""
+    """Rows with a MAC or host name that the state file gives to another serial (usually none;
+    one pass, each lookup defaulting to the row's own serial)."""
     if not state.mac_owner and not state.host_owner:
         return []
     hostname = NODE_INDEX["hostname"]
-    macs = {(m, r.serial) for r in rows for m in r.macs or ()} - state.mac_owner.items()
-    hosts = {(h, r.serial) for r in rows if (h := r.node[hostname])} - state.host_owner.items()
-    serials = {s for m, s in macs if m in state.mac_owner}
-    serials |= {s for h, s in hosts if h in state.host_owner}
-    return [r for r in rows if r.serial in serials] if serials else []
+    mac_owner, host_owner = state.mac_owner.get, state.host_owner.get
+    claiming: list[SheetRow] = []
+    for r in rows:
+        serial, host = r.serial, r.node[hostname]
+        if (host and host_owner(host, serial) != serial) or any(
+            mac_owner(m, serial) != serial for m in r.macs or ()
+        ):
+            claiming.append(r)
+    return claiming
 
 
 def _check_against_state(
