@@ -98,6 +98,12 @@ def action_for(stage: str) -> StageAction | None:
     return cls() if cls else None
 
 
+def registered_stages() -> list[str]:
+    """The stages that have an entry action, in registration order."""
+    _load_builtin_actions()
+    return list(_ACTIONS)
+
+
 def _load_builtin_actions() -> None:
     """Import the modules that register the shipped actions (kept lazy for CLI start-up)."""
     import importlib  # noqa: PLC0415

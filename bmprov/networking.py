@@ -201,6 +201,13 @@ class DecommissionAction(StageAction):
     reservation and address, so a re-run starts it again from the top.
     """
 
+    def check(self, ctx: ActionContext) -> None:
+        """The DHCP backend settings and boot settings it needs, before any node moves."""
+        settings = DhcpSettings.from_config(ctx.config)
+        if ctx.options.get("dhcp_backend") is None:
+            open_backend(settings).check()
+        NodeFileWriter(ctx.config)
+
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
         """One backend connection for the batch; the IP is released only once unreserved."""
         failed: dict[int, tuple[str, str]] = {}

@@ -5,7 +5,16 @@ Each command family is one module that registers itself on :data:`app` when impo
 
 from __future__ import annotations
 
-from bmprov.cli import advance, dhcp, importing, init, nodes, power, pxe  # noqa: F401  (registers commands)
+from bmprov.cli import (  # noqa: F401  (registers commands)
+    advance,
+    check,
+    dhcp,
+    importing,
+    init,
+    nodes,
+    power,
+    pxe,
+)
 from bmprov.cli.app import app
 
 

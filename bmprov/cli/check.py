@@ -1,0 +1,38 @@
+"""``bmprov check``: is this site's configuration usable, before a run relies on it?"""
+
+from __future__ import annotations
+
+import typer
+
+from bmprov.cli import output
+from bmprov.cli.app import app, obj
+from bmprov.cli.select import JsonOpt
+
+
+@app.command("check")
+def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check the site beyond the config schema: state file, pools, DHCP settings and key,
+    OS profiles and templates. Connects to nothing. Exit 2 if anything would stop a run.
+    """
+    from bmprov.errors import ConfigError  # noqa: PLC0415
+    from bmprov.sitecheck import check_site  # noqa: PLC0415
+
+    state = obj(ctx)
+    config = state.config()
+    results = check_site(config)
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        output.print_json(
+            {
+                "config": str(config.path),
+                "ok": not failed,
+                "checks": [{"name": r.name, "ok": r.ok, "problem": r.problem} for r in results],
+            }
+        )
+    else:
+        out = output.console()
+        for r in results:
+            mark = "[green]ok[/]" if r.ok else "[red]problem[/]"
+            out.print(f"{mark} {r.name}" + (f": {output._cell(r.problem)}" if r.problem else ""))
+    if failed:
+        raise ConfigError(f"{config.path}: {len(failed)} check(s) found a problem")

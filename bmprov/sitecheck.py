@@ -1,0 +1,59 @@
+"""``bmprov check``: the whole site configuration checked now, not half-way through a run.
+
+The schema is checked whenever ``bmprov.toml`` is loaded; what needs more than the schema
+(address pools, the DHCP backend's key and paths, OS profiles and site templates) is checked by
+each stage action's :meth:`~bmprov.lifecycle.StageAction.check` just before it moves nodes.
+:func:`check_site` runs every one of those checks at once, connecting to nothing, so an edited
+config can be tried before the nightly run instead of by it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bmprov.config import Config
+from bmprov.db import StateDB, open_state
+from bmprov.errors import BmprovError
+from bmprov.lifecycle import ActionContext, StageAction, action_for, registered_stages
+
+
+@dataclass(frozen=True)
+class SiteCheck:
+    """One check: what was checked, and the problem found (None when it passed)."""
+
+    name: str
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the check found nothing wrong."""
+        return self.problem is None
+
+
+def check_site(config: Config) -> list[SiteCheck]:
+    """The state file, then every stage action's pre-run check (those that have one). A problem
+    two stages share (the same DHCP settings, say) is spelled out once, under the first."""
+    results = [SiteCheck("state file")]
+    try:
+        db = open_state(config.state_path, config.busy_timeout_ms)
+    except BmprovError as exc:
+        results[0] = SiteCheck("state file", str(exc))
+        db = StateDB(":memory:")  # the other checks read no node
+    first: dict[str, str] = {}  # problem -> the check that reported it first
+    with db:
+        for stage in registered_stages():
+            action = action_for(stage)
+            if action is None or type(action).check is StageAction.check:
+                continue  # nothing to check before this stage
+            name = f"entering {stage}"
+            try:
+                action.check(ActionContext(config, db, "check"))
+            except BmprovError as exc:
+                problem = str(exc)
+                if problem in first:
+                    problem = f"the same problem as {first[problem]}"
+                first.setdefault(str(exc), name)
+                results.append(SiteCheck(name, problem))
+            else:
+                results.append(SiteCheck(name))
+    return results
