@@ -136,6 +136,9 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
             batch = advance(ctx, Selection(all=True), "decommissioning")
             assert [r.status for r in batch.results] == ["ok"]
         assert list(hostsdir.iterdir()) == []
+        # What the TFTP server now hands this MAC boots the disk, never the installer.
+        got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
+        assert "LOCALBOOT" in got and "vmlinuz" not in got
         subprocess.run(["ip", "-n", topo.cli, "addr", "flush", "dev", peers.CLI_IF], check=True)
         assert peers.dhcp_client(topo, tmp_path, tries=2) == {}
         assert dnsmasq.poll() is None  # survived the SIGHUP (no set: tags in host lines)
