@@ -58,9 +58,7 @@ class NetworkingAction(StageAction):
 
     def check(self, ctx: ActionContext) -> None:
         """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
-        settings = DhcpSettings.from_config(ctx.config)
-        if ctx.options.get("dhcp_backend") is None:
-            open_backend(settings).check()  # reads the OMAPI key; connects to nothing
+        _check_dhcp(ctx)
         if ctx.options.get("file_writer") is None:
             NodeFileWriter(ctx.config).check()  # settings, profiles, site templates
 
@@ -203,9 +201,7 @@ class DecommissionAction(StageAction):
 
     def check(self, ctx: ActionContext) -> None:
         """The DHCP backend settings and boot settings it needs, before any node moves."""
-        settings = DhcpSettings.from_config(ctx.config)
-        if ctx.options.get("dhcp_backend") is None:
-            open_backend(settings).check()
+        _check_dhcp(ctx)
         NodeFileWriter(ctx.config)
 
     def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
@@ -237,3 +233,10 @@ class DecommissionAction(StageAction):
                 yield Outcome(node, False, *failed[node.id])
             else:
                 yield Outcome(node, True, "local boot; install file, reservation and address gone")
+
+
+def _check_dhcp(ctx: ActionContext) -> None:
+    """Pools and the DHCP backend's settings (OMAPI key, dnsmasq/Kea paths); connects to nothing."""
+    settings = DhcpSettings.from_config(ctx.config)
+    if ctx.options.get("dhcp_backend") is None:
+        open_backend(settings).check()
