@@ -672,8 +672,8 @@ class StoredNodes:
 def load_stored(db: StateDB) -> StoredNodes:
     """The nodes, MACs and host names in the state file.
 
-    Row by row, with equal values (model, rack, stage…) shared as one object: 100,000 nodes take
-    about 70 MB this way; a fetchall() peaked at twice that.
+    Row by row, with equal values (model, rack, stage…) shared as one object: 100,000 nodes add
+    about 105 MB of RSS this way; a fetchall() with a copy per value added about 190 MB.
     """
     cur = db.conn.cursor()
     cur.row_factory = None
