@@ -27,7 +27,7 @@ from bmprov import ipam
 from bmprov.config import load_config
 from bmprov.db import StateDB, utcnow
 from bmprov.dhcp import DhcpSettings
-from bmprov.dhcp.omapi import _host_message
+from bmprov.dhcp.omapi_wire import host_message
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection
@@ -204,7 +204,7 @@ def bare_adds(topo: peers.Topology, d: Path, secret: str, hosts: list) -> float:
         conn = pypureomapi.Omapi("127.0.0.1", 7911, b"omapi_key", secret.encode(), timeout=10)
     start = time.perf_counter()
     for res in hosts:
-        reply = conn.query_server(_host_message(res))
+        reply = conn.query_server(host_message(res))
         assert reply.opcode == pypureomapi.OMAPI_OP_UPDATE
     took = time.perf_counter() - start
     conn.close()

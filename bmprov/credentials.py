@@ -19,7 +19,6 @@ the node's BMC address and type, and the password is looked up here at the momen
 
 from __future__ import annotations
 
-import hmac
 import os
 import threading
 from dataclasses import dataclass
@@ -27,51 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bmprov.errors import ConfigError
+from bmprov.secret import Secret
 
 if TYPE_CHECKING:
     from bmprov.config import Config
     from bmprov.nodes import Node
-
-MASK = "********"
-
-
-class Secret:
-    """A value that must not be printed: ``repr``/``str``/formatting show ``********``.
-
-    Call :meth:`reveal` at the one place the value is really needed (the BMC login).
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The clear value. Never log, print or store it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK!r})"
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __format__(self, spec: str) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(
-            other._value.encode(), self._value.encode()
-        )
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret cannot be pickled")
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
 
 @dataclass(frozen=True)
@@ -79,7 +38,7 @@ class BmcCredentials:
     """A user name and its password (masked in every repr)."""
 
     username: str
-    password: Secret
+    password: Secret[str]
 
 
 @dataclass(frozen=True)
@@ -89,7 +48,7 @@ class PasswordSource:
     kind: str  # "env", "file" or "config"
     name: str  # variable name or file path ("" for a password written in the config)
     layer: str  # which config table set it, for messages: "[bmc]", "[bmc.racks.r12]"...
-    inline: Secret | None = None  # the password itself, when written in the config
+    inline: Secret[str] | None = None  # the password itself, when written in the config
 
     def describe(self) -> str:
         """``environment variable X``, ``file /path`` or ``password in [bmc...]``."""
@@ -148,7 +107,7 @@ class CredentialStore:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._bmc = config.section("bmc")
-        self._cache: dict[PasswordSource, Secret] = {}
+        self._cache: dict[PasswordSource, Secret[str]] = {}
         self._lock = threading.Lock()
 
     def settings(self, node: Node) -> NodeBmcSettings:
@@ -168,14 +127,14 @@ class CredentialStore:
             )
         return BmcCredentials(merged.username, self._secret(merged.password, node))
 
-    def _secret(self, source: PasswordSource, node: Node) -> Secret:
+    def _secret(self, source: PasswordSource, node: Node) -> Secret[str]:
         with self._lock:
             cached = self._cache.get(source)
             if cached is None:
                 cached = self._cache[source] = self._read(source, node)
             return cached
 
-    def _read(self, source: PasswordSource, node: Node) -> Secret:
+    def _read(self, source: PasswordSource, node: Node) -> Secret[str]:
         where = f"node {node.serial}: BMC password from {source.describe()}"
         if source.kind == "env":
             value = os.environ.get(source.name)

@@ -139,7 +139,7 @@ def test_key_never_in_repr(server) -> None:
     _, secret = server
     backend = OmapiBackend(settings(secret))
     assert secret not in repr(vars(backend))
-    assert repr(backend._key) == "Secret('***')"
+    assert repr(backend._key) == "Secret('********')"  # the one Secret type (bmprov.secret)
 
 
 def test_pipelined_add_many_reports_each_host_in_order(server) -> None:
@@ -230,18 +230,18 @@ def test_the_read_back_is_a_separate_lookup(server, monkeypatch: pytest.MonkeyPa
     topo, secret = server
     backend = connect(topo, settings(secret))
     other, mine = "02:31:00:00:01:e0", "02:31:00:00:01:e1"
-    real_lookup = omapi_mod._lookup_message
+    real_lookup = omapi_mod.lookup_message
     try:
         assert backend.add(res(other, f"10.231.{NET}.230", "SNE0")) is True
         monkeypatch.setattr(
-            omapi_mod, "_lookup_message", lambda mac, tid=-1: real_lookup(other, tid)
+            omapi_mod, "lookup_message", lambda mac, tid=-1: real_lookup(other, tid)
         )
         results = list(backend.add_many([res(mine, f"10.231.{NET}.231", "SNE1")]))
         ((_, error),) = results
         assert isinstance(error, DriverError)
         assert f"read-back of {mine} shows 10.231.{NET}.230" in str(error)
     finally:
-        monkeypatch.setattr(omapi_mod, "_lookup_message", real_lookup)
+        monkeypatch.setattr(omapi_mod, "lookup_message", real_lookup)
         for mac in (other, mine):
             backend.remove(mac)
         backend.close()

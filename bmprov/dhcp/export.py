@@ -16,7 +16,7 @@ from bmprov.db import StateDB
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend, sort_key
 from bmprov.dhcp.dnsmasq import host_line
 from bmprov.dhcp.kea import to_kea
-from bmprov.dhcp.omapi import host_statements
+from bmprov.dhcp.omapi_wire import host_statements
 from bmprov.errors import InputError
 from bmprov.fsutil import write_if_changed
 

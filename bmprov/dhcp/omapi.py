@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import hmac
 import itertools
 import os
 import secrets
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +29,17 @@ from typing import Any, TypeVar
 import pypureomapi as omapi
 
 from bmprov.dhcp import AddResult, DhcpBackend, DhcpSettings, Reservation, ReservationConflict
+from bmprov.dhcp.omapi_wire import (
+    Reader,
+    encode,
+    host_from_reply,
+    host_message,
+    lookup_message,
+    mac_from_reply,
+    name_message,
+)
 from bmprov.errors import BmprovError, ConfigError, DriverError
+from bmprov.secret import Secret
 
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
@@ -41,25 +49,9 @@ WINDOW = 32  # hosts per chunk; two chunks in flight on one connection (dhcpd an
 T = TypeVar("T")
 
 
-class Secret:
-    """A secret that never appears in reprs, logs or tracebacks' locals."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: bytes) -> None:
-        self._value = value
-
-    def reveal(self) -> bytes:
-        """The secret itself (only for the authenticator)."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
-def read_key(section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]) -> Secret | None:
+def read_key(
+    section: dict[str, Any], resolve: Callable[[str], os.PathLike[str]]
+) -> Secret[bytes] | None:
     """The OMAPI secret from ``key_file`` or ``key_env`` (the file wins).
 
     :raises ConfigError: naming the key (never its value): unreadable, empty or not base64.
@@ -103,7 +95,7 @@ class OmapiBackend(DhcpBackend):
         self.timeout = float(sub.get("timeout", DEFAULT_TIMEOUT))
         self._key = read_key(sub, settings.config.resolve)
         self._conn: Any = None
-        self._reader: _Reader | None = None
+        self._reader: Reader | None = None
         self._tids = itertools.count(secrets.randbelow(1 << 31))  # unique per connection
         self._broken: DriverError | None = None
 
@@ -234,8 +226,8 @@ class OmapiBackend(DhcpBackend):
     def _flight(self, res: Reservation) -> _InFlight:
         if self._broken is not None:
             raise self._broken
-        message = _host_message(res, next(self._tids))
-        check = _lookup_message(res.mac, next(self._tids))  # lookup_host_host's own message
+        message = host_message(res, next(self._tids))
+        check = lookup_message(res.mac, next(self._tids))  # lookup_host_host's own message
         auth = self._auth()
         wire = self._call(lambda: encode(message, auth) + encode(check, auth), f"add {res.mac}")
         fresh = res.ip not in self._owners
@@ -276,7 +268,7 @@ class OmapiBackend(DhcpBackend):
             if reply.opcode != omapi.OMAPI_OP_UPDATE:
                 refused.append((flight, reply))
                 continue
-            have = _host_from_reply(res.mac, check)
+            have = host_from_reply(res.mac, check)
             if have is None or have.ip != res.ip:
                 shows = have and have.ip
                 self._fail(
@@ -291,13 +283,13 @@ class OmapiBackend(DhcpBackend):
 
     def _explain(self, refused: list[tuple[_InFlight, Any]]) -> None:
         """Look up each refused host (pipelined): there already with its address, or why not."""
-        found = self._exchange([(f, _lookup_message(f.res.mac)) for f, _ in refused], "lookup")
+        found = self._exchange([(f, lookup_message(f.res.mac)) for f, _ in refused], "lookup")
         unnamed: list[tuple[_InFlight, Any]] = []
         for (flight, reply), have in zip(refused, found, strict=True):
             if flight.done:
                 continue
             res = flight.res
-            have_host = _host_from_reply(res.mac, have)
+            have_host = host_from_reply(res.mac, have)
             if have_host is not None and have_host.ip == res.ip:
                 flight.done = True  # already reserved exactly so: nothing changed
             elif have_host is not None:
@@ -307,11 +299,11 @@ class OmapiBackend(DhcpBackend):
             else:
                 self._fail(flight, self._refused(res, reply))
         if unnamed:
-            holders = self._exchange([(f, _name_message(f.res.name)) for f, _ in unnamed], "lookup")
+            holders = self._exchange([(f, name_message(f.res.name)) for f, _ in unnamed], "lookup")
             for (flight, reply), holder in zip(unnamed, holders, strict=True):
                 if flight.done:
                     continue
-                mac = _mac_from_reply(holder)
+                mac = mac_from_reply(holder)
                 if mac is None:
                     self._fail(flight, self._refused(flight.res, reply))
                 else:
@@ -374,7 +366,7 @@ class OmapiBackend(DhcpBackend):
     def _reply(self, tid: int) -> Any:
         """The next reply on the connection, checked: signature, authenticator, request id."""
         if self._reader is None:
-            self._reader = _Reader(self._conn)
+            self._reader = Reader(self._conn)
         reply = self._reader.next()
         if reply.rid != tid:
             self._conn.close()
@@ -389,9 +381,9 @@ class OmapiBackend(DhcpBackend):
 
     def lookup(self, mac: str) -> Reservation | None:
         """The host object for ``mac`` (address and name; dhcpd never returns statements)."""
-        message = _lookup_message(mac)
+        message = lookup_message(mac)
         reply = self._call(lambda: self._conn.query_server(message), f"lookup {mac}")
-        return _host_from_reply(mac, reply)
+        return host_from_reply(mac, reply)
 
     def remove(self, mac: str) -> bool:
         """Delete the host object for ``mac``."""
@@ -425,185 +417,3 @@ class _InFlight:
 
 def _result(flight: _InFlight) -> AddResult:
     return flight.res, flight.error
-
-
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!L")
-_HEAD = struct.Struct("!6L")  # authid, authlen, opcode, handle, tid, rid
-MAX_MESSAGE = 65536  # pypureomapi's limit, both ways
-
-
-def encode(message: Any, auth: Any) -> bytes:
-    """``message`` signed by ``auth``, as bytes on the wire: what pypureomapi's ``sign`` and
-    ``send_message`` produce, built once instead of serialised three times."""
-    signed = b"".join(
-        (
-            _U32.pack(auth.authlen),
-            struct.pack("!4L", message.opcode, message.handle, message.tid, message.rid),
-            _bindict(message.message),
-            _bindict(message.obj),
-        )
-    )
-    if len(signed) + 4 + auth.authlen > MAX_MESSAGE:
-        raise omapi.OmapiSizeLimitError
-    signature: bytes = auth.sign(signed)
-    return _U32.pack(auth.authid) + signed + signature
-
-
-def _bindict(items: list[tuple[bytes, bytes]]) -> bytes:
-    parts: list[bytes] = []
-    for key, value in items:
-        parts += (_U16.pack(len(key)), key, _U32.pack(len(value)), value)
-    parts.append(b"\0\0")
-    return b"".join(parts)
-
-
-class _Reader:
-    """Signed OMAPI messages read straight off pypureomapi's socket (its parser is a chain
-    of generators that costs more than the round trip)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        inbuffer = conn.protocol.inbuffer  # empty between requests; taken over if not
-        self.buf = bytearray(inbuffer.buff)
-        inbuffer.buff = b""
-        inbuffer.resetsize()
-        conn.protocol.current_parser = None
-
-    def release(self) -> None:
-        """Give unread bytes back to pypureomapi's parser."""
-        if self.buf and self.conn.transport.connection is not None:
-            self.conn.protocol.data_received(bytes(self.buf))
-        self.buf.clear()
-
-    def next(self) -> Any:
-        """The next whole message, its signature verified."""
-        while True:
-            parsed = decode(self.buf)
-            if parsed is not None:
-                message, signed, size = parsed
-                del self.buf[:size]
-                self._verify(message, signed)
-                return message
-            if len(self.buf) > MAX_MESSAGE:
-                self.conn.close()
-                raise omapi.OmapiSizeLimitError
-            sock = self.conn.transport.connection
-            if sock is None:
-                raise omapi.OmapiError("not connected")
-            data = sock.recv(65536)
-            if not data:
-                self.conn.close()
-                raise omapi.OmapiError("connection closed")
-            self.buf += data
-
-    def _verify(self, message: Any, signed: bytes) -> None:
-        protocol = self.conn.protocol
-        auth = protocol.authenticators.get(message.authid)
-        if auth is None or not hmac.compare_digest(auth.sign(signed), message.signature):
-            self.conn.close()
-            raise omapi.OmapiError("bad omapi message signature")
-        if message.authid != protocol.defauth:
-            raise omapi.OmapiError("received message is signed with wrong authenticator")
-
-
-def decode(buf: bytes | bytearray) -> tuple[Any, bytes, int] | None:
-    """The first message in ``buf``: (message, the bytes its signature covers, its size), or
-    None if ``buf`` does not hold all of it yet."""
-    if len(buf) < _HEAD.size:
-        return None
-    authid, authlen, opcode, handle, tid, rid = _HEAD.unpack_from(buf)
-    pos = _HEAD.size
-    maps: list[list[tuple[bytes, bytes]]] = []
-    for _ in range(2):
-        items: list[tuple[bytes, bytes]] = []
-        while True:
-            if len(buf) < pos + 2:
-                return None
-            (klen,) = _U16.unpack_from(buf, pos)
-            pos += 2
-            if not klen:
-                break
-            if len(buf) < pos + klen + 4:
-                return None
-            key = bytes(buf[pos : pos + klen])
-            (vlen,) = _U32.unpack_from(buf, pos + klen)
-            pos += klen + 4
-            if len(buf) < pos + vlen:
-                return None
-            items.append((key, bytes(buf[pos : pos + vlen])))
-            pos += vlen
-        maps.append(items)
-    if len(buf) < pos + authlen:
-        return None
-    signature = bytes(buf[pos : pos + authlen])
-    message = omapi.OmapiMessage(authid, opcode, handle, tid, rid, maps[0], maps[1], signature)
-    return message, bytes(buf[4:pos]), pos + authlen
-
-
-def _lookup_message(mac: str, tid: int = -1) -> Any:
-    """What pypureomapi's ``lookup_host_host(mac)`` sends (``tid`` -1: a random one)."""
-    msg = omapi.OmapiMessage(opcode=omapi.OMAPI_OP_OPEN, message=[(b"type", b"host")], tid=tid)
-    msg.obj.append((b"hardware-address", omapi.pack_mac(mac)))
-    msg.obj.append((b"hardware-type", struct.pack("!I", 1)))
-    return msg
-
-
-def _name_message(name: str) -> Any:
-    msg = omapi.OmapiMessage.open(b"host")
-    msg.obj.append((b"name", name.encode()))
-    return msg
-
-
-def _mac_from_reply(reply: Any) -> str | None:
-    """The MAC of the host in a lookup reply (None: no such host)."""
-    if reply is None or reply.opcode != omapi.OMAPI_OP_UPDATE:
-        return None
-    raw = dict(reply.obj).get(b"hardware-address")
-    return omapi.unpack_mac(raw) if raw else None
-
-
-def _host_from_reply(mac: str, reply: Any) -> Reservation | None:
-    """The host in a lookup reply (None: dhcpd has no host with this MAC)."""
-    if reply is None or reply.opcode != omapi.OMAPI_OP_UPDATE:
-        return None
-    obj = dict(reply.obj)
-    raw_ip = obj.get(b"ip-address")
-    ip = omapi.unpack_ip(raw_ip) if raw_ip and len(raw_ip) == 4 else ""
-    return Reservation(mac=mac, ip=ip, name=obj.get(b"name", b"").decode("utf-8", "replace"))
-
-
-def _host_message(res: Reservation, tid: int = -1) -> Any:
-    """``open host`` with create + exclusive: name, MAC, IP and per-host PXE statements.
-
-    ``tid`` -1 draws a random transaction id (pypureomapi's way: one ``getrandom`` call each);
-    a batch numbers its messages from one random start instead.
-    """
-    msg = omapi.OmapiMessage(opcode=omapi.OMAPI_OP_OPEN, message=[(b"type", b"host")], tid=tid)
-    msg.message.append((b"create", struct.pack("!I", 1)))
-    msg.message.append((b"exclusive", struct.pack("!I", 1)))
-    if res.name:
-        msg.obj.append((b"name", res.name.encode()))
-    msg.obj.append((b"hardware-address", omapi.pack_mac(res.mac)))
-    msg.obj.append((b"hardware-type", struct.pack("!I", 1)))
-    msg.obj.append((b"ip-address", omapi.pack_ip(res.ip)))
-    statements = host_statements(res)
-    if statements:
-        msg.obj.append((b"statements", statements.encode()))
-    return msg
-
-
-def host_statements(res: Reservation) -> str:
-    """dhcpd statements for a validated reservation (values are allow-listed, never quoted)."""
-    out = []
-    if res.hostname:
-        out.append(f'supersede host-name "{res.hostname}";')
-    if res.filename:
-        out.append(f'filename "{res.filename}";')
-    if res.next_server:
-        out.append(f"next-server {res.next_server};")
-    if res.router:
-        out.append(f"supersede routers {res.router};")
-    if res.dns:
-        out.append(f"supersede domain-name-servers {', '.join(res.dns)};")
-    return " ".join(out)

@@ -14,10 +14,11 @@ import time
 
 import pytest
 
-from bmprov.credentials import BmcCredentials, Secret
+from bmprov.credentials import BmcCredentials
 from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
 from bmprov.drivers.ipmi import IpmiDriver, logout_all
 from bmprov.errors import DriverError
+from bmprov.secret import Secret
 from tests.sims.fixtures import (
     DEAD_PORT,
     PASSWORD,

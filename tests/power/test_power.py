@@ -15,7 +15,7 @@ import traceback
 import pytest
 
 from bmprov.config import validate_config
-from bmprov.credentials import CredentialStore, Secret
+from bmprov.credentials import CredentialStore
 from bmprov.drivers import BootDevice, DriverSettings, PowerAction, PowerState, make_driver
 from bmprov.drivers.base import BmcTarget
 from bmprov.drivers.deadline import call_with_deadline
@@ -23,6 +23,7 @@ from bmprov.drivers.fake import LAB
 from bmprov.errors import DriverError
 from bmprov.nodes import list_nodes
 from bmprov.power import PowerRequest, PowerSettings, Stagger, boot_from_disk, run_power
+from bmprov.secret import Secret
 from tests.sims.fixtures import PASSWORD, WOL_PORT, add_nodes, configure_bmc
 
 FAKE = '[bmc]\ndriver = "fake"\n'

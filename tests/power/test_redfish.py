@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from bmprov.credentials import BmcCredentials, Secret
+from bmprov.credentials import BmcCredentials
 from bmprov.drivers import BmcTarget, BootDevice, DriverSettings, PowerAction, PowerState
 from bmprov.drivers.redfish import RedfishDriver
 from bmprov.errors import DriverError
+from bmprov.secret import Secret
 from tests.sims.fixtures import DEAD_PORT, PASSWORD, REDFISH_PORT, TCP_BLACKHOLE_PORT, USER
 
 pytestmark = pytest.mark.peer
