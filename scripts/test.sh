@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-.venv/bin/ruff check bmprov tests bench sample_sheets
-.venv/bin/ruff format --check bmprov tests bench sample_sheets
+.venv/bin/ruff check bmprov tests bench sample_sheets scripts
+.venv/bin/ruff format --check bmprov tests bench sample_sheets scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
