@@ -10,7 +10,7 @@ import sys
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-import gen_docs  # noqa: E402
+import gen_docs
 
 
 def test_generated_docs_are_current() -> None:
