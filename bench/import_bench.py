@@ -31,7 +31,7 @@ BARE_READ = (
 )
 BARE_READ_WRITE = (
     "import sys,python_calamine\n"
-    "from bmprov.db import StateDB\n"
+    "from bmprov.store import StateDB\n"
     "db=StateDB(sys.argv[2])\n"
     "rows=python_calamine.CalamineWorkbook.from_path(sys.argv[1]).get_sheet_by_index(0)"
     ".to_python()[1:]\n"

@@ -25,13 +25,13 @@ import pypureomapi
 
 from bmprov import ipam
 from bmprov.config import load_config
-from bmprov.db import StateDB, utcnow
 from bmprov.dhcp import DhcpSettings
 from bmprov.dhcp.omapi_wire import host_message
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection
 from bmprov.setup_site import init_site
+from bmprov.store import StateDB, utcnow
 from tests import peers
 
 NET, PLEN = 64, 18  # 10.231.64.0/18: 16,382 hosts

@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bmprov.db import StateDB  # noqa: E402
 from bmprov.setup_site import init_site  # noqa: E402
+from bmprov.store import StateDB  # noqa: E402
 from tests.sims.fixtures import LabBmcFarm, add_nodes  # noqa: E402
 
 BLACK_HOLE, DEAD = 19601, 19600

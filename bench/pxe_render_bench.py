@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from bmprov.config import load_config
-from bmprov.db import StateDB, utcnow
 from bmprov.pxe import render_all
 from bmprov.setup_site import init_site
+from bmprov.store import StateDB, utcnow
 
 OSES = ("rocky9", "debian12", "ubuntu-24.04", "alma9")
 

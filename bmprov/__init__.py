@@ -23,8 +23,8 @@ _EXPORTS = {
     "Site": "bmprov.api",
     "Config": "bmprov.config",
     "load_config": "bmprov.config",
-    "StateDB": "bmprov.db",
-    "open_state": "bmprov.db",
+    "StateDB": "bmprov.store",
+    "open_state": "bmprov.store",
     "Node": "bmprov.nodes",
     "Selection": "bmprov.nodes",
     "BatchResult": "bmprov.result",
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
     from bmprov import states
     from bmprov.api import Site
     from bmprov.config import Config, load_config
-    from bmprov.db import StateDB, open_state
     from bmprov.errors import (
         BmprovError,
         ConfigError,
@@ -79,6 +78,7 @@ if TYPE_CHECKING:
     from bmprov.nodes import Node, Selection
     from bmprov.result import BatchResult, NodeResult
     from bmprov.secret import Secret
+    from bmprov.store import StateDB, open_state
 
 
 def __getattr__(name: str) -> Any:

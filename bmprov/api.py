@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bmprov.config import Config
-    from bmprov.db import StateDB
     from bmprov.drivers import BootDevice, PowerAction
     from bmprov.importer import ImportPlan
     from bmprov.nodes import Node, Selection
     from bmprov.pxe import RenderReport
     from bmprov.result import BatchResult, NodeResult
+    from bmprov.store import StateDB
 
 
 class Site:
@@ -73,7 +73,7 @@ class Site:
         :raises StateFileError: missing, empty, corrupt, newer or not bmprov's.
         """
         if self._state is None:
-            from bmprov.db import open_state  # noqa: PLC0415
+            from bmprov.store import open_state  # noqa: PLC0415
 
             self._state = open_state(self.config.state_path, self.config.busy_timeout_ms)
         return self._state

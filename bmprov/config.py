@@ -17,9 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bmprov.db import DEFAULT_BUSY_TIMEOUT_MS
 from bmprov.errors import ConfigError
 from bmprov.resources import data_dir
+from bmprov.store import DEFAULT_BUSY_TIMEOUT_MS
 
 CONFIG_NAME = "bmprov.toml"
 ENV_CONFIG = "BMPROV_CONFIG"

@@ -7,7 +7,7 @@ Three phases:
 2. :func:`plan_import` compares the rows with the state file (inside the caller's transaction):
    duplicate serials/MACs/host names within the sheet or against other nodes are problems;
    each valid row is *new*, *changed* (with the changed fields) or *unchanged*.
-3. :func:`apply_plan` writes the plan in bulk (``executemany``), in the same transaction.
+3. :func:`apply_plan` writes the plan in bulk through the state layer, in the same transaction.
 
 If any row has a problem, nothing is written. Blank cells never clear stored values (a MAC
 learned by discovery survives a re-import of a sheet that lacks it).
@@ -27,10 +27,10 @@ from typing import Any, Literal, cast
 
 from bmprov import bulkcheck, install_options, states, validate
 from bmprov.config import Config
-from bmprov.db import StateDB, utcnow
 from bmprov.errors import InputError, Problem, ValidationFailed
 from bmprov.nodes import NODE_FIELDS
 from bmprov.sheets import Cell, Sheet, open_sheet
+from bmprov.store import NodeUpdate, Store
 
 Target = Literal["node", "macs", "install"]
 
@@ -669,21 +669,17 @@ class StoredNodes:
     host_owner: dict[str, str]
 
 
-def load_stored(db: StateDB) -> StoredNodes:
+def load_stored(db: Store) -> StoredNodes:
     """The nodes, MACs and host names in the state file.
 
     Row by row, with equal values (model, rack, stage…) shared as one object: 100,000 nodes add
     about 105 MB of RSS this way; a fetchall() with a copy per value added about 190 MB.
     """
-    cur = db.conn.cursor()
-    cur.row_factory = None
     names = ("serial", "id", "stage", "automated", "install_options", *NODE_COLUMNS)
     one_of: dict[Any, Any] = {}  # value -> the one object that stands for it
     shared = one_of.setdefault
     nodes: dict[str, tuple[int, str, int, str, tuple[Any, ...]]] = {}
-    for serial, node_id, stage, automated, install, *fields in cur.execute(
-        f"SELECT {', '.join(names)} FROM nodes"
-    ):
+    for serial, node_id, stage, automated, install, *fields in db.iter_node_columns(names):
         nodes[serial] = (
             node_id,
             shared(stage, stage),
@@ -694,7 +690,7 @@ def load_stored(db: StateDB) -> StoredNodes:
     serial_of = {t[0]: s for s, t in nodes.items()}
     lists: dict[int, list[str]] = {}
     mac_owner: dict[str, str] = {}
-    for mac, node_id in cur.execute("SELECT mac, node_id FROM macs ORDER BY node_id, position"):
+    for mac, node_id in db.iter_macs():
         lists.setdefault(node_id, []).append(mac)
         mac_owner[mac] = serial_of[node_id]
     macs = {node_id: tuple(m) for node_id, m in lists.items()}
@@ -703,7 +699,7 @@ def load_stored(db: StateDB) -> StoredNodes:
     return StoredNodes(nodes, macs, mac_owner, host_owner)
 
 
-def plan_import(db: StateDB, config: Config, read: ReadResult) -> tuple[ImportPlan, list[Problem]]:
+def plan_import(db: Store, config: Config, read: ReadResult) -> tuple[ImportPlan, list[Problem]]:
     """Compare valid rows with the state file. Call inside a transaction for a consistent view."""
     plan = ImportPlan(file=read.file, unknown_columns=read.unknown_columns)
     problems: list[Problem] = []
@@ -825,93 +821,42 @@ def _diff(
     return changes
 
 
-def apply_plan(db: StateDB, plan: ImportPlan, command: str = "import") -> None:
+def apply_plan(db: Store, plan: ImportPlan, command: str = "import") -> None:
     """Write a plan in bulk. Call inside the same transaction as :func:`plan_import`."""
-    conn = db.conn
-    now = utcnow()
     if plan.new:
-        first_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM nodes").fetchone()[0] + 1
-        cols = (
-            "id",
-            "serial",
-            *NODE_COLUMNS,
-            "install_options",
-            "automated",
-            "stage",
-            "created_at",
-            "updated_at",
-            "stage_changed_at",
-        )
-        conn.executemany(
-            f"INSERT INTO nodes({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        db.insert_nodes(
+            (*NODE_COLUMNS, "serial", "install_options", "automated"),
             [
                 (
-                    first_id + k,
-                    r.serial,
                     *r.node,
+                    r.serial,
                     json.dumps(r.install, sort_keys=True) if r.install else "{}",
                     int(r.automated),
-                    states.PURCHASING,
-                    now,
-                    now,
-                    now,
                 )
-                for k, r in enumerate(plan.new)
+                for r in plan.new
             ],
-        )
-        conn.executemany(
-            "INSERT INTO macs(mac, node_id, position) VALUES (?, ?, ?)",
-            [
-                (m, first_id + k, pos)
-                for k, r in enumerate(plan.new)
-                for pos, m in enumerate(r.macs or ())
-            ],
-        )
-        conn.execute(
-            "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
-            " SELECT id, serial, NULL, ?, ?, ?, ? FROM nodes WHERE id >= ?",
-            (states.PURCHASING, now, f"imported from {Path(plan.file).name}", command, first_id),
+            [r.macs or () for r in plan.new],
+            states.PURCHASING,
+            f"imported from {Path(plan.file).name}",
+            command,
         )
     if plan.changed:
-        _apply_changes(db, plan.changed, now)
+        db.update_nodes([_update(c) for c in plan.changed])
     plan.written = bool(plan.new or plan.changed)
 
 
-def _apply_changes(db: StateDB, changed: list[Change], now: str) -> None:
-    conn = db.conn
-    # Clear moving host names and MACs first, so swaps between nodes never trip UNIQUE.
-    conn.executemany(
-        "UPDATE nodes SET hostname = NULL WHERE id = ?",
-        [(c.node_id,) for c in changed if "hostname" in c.changes],
-    )
-    conn.executemany(
-        "DELETE FROM macs WHERE node_id = ?", [(c.node_id,) for c in changed if "macs" in c.changes]
-    )
-    for c in changed:
-        sets = {k: new for k, (_, new) in c.changes.items() if k in NODE_INDEX}
-        if "automated" in c.changes:
-            sets["automated"] = int(c.changes["automated"][1])
-        if any(k.startswith("install.") for k in c.changes):
-            merged = {**_current_install(db, c.node_id), **c.row.install}
-            sets["install_options"] = json.dumps(merged, sort_keys=True)
-        sets["updated_at"] = now
-        assignments = ", ".join(f"{k} = ?" for k in sets)
-        conn.execute(f"UPDATE nodes SET {assignments} WHERE id = ?", (*sets.values(), c.node_id))
-        if "macs" in c.changes:
-            conn.executemany(
-                "INSERT INTO macs(mac, node_id, position) VALUES (?, ?, ?)",
-                [(m, c.node_id, pos) for pos, m in enumerate(c.row.macs or ())],
-            )
-
-
-def _current_install(db: StateDB, node_id: int) -> dict[str, Any]:
-    row = db.conn.execute("SELECT install_options FROM nodes WHERE id = ?", (node_id,)).fetchone()
-    value: dict[str, Any] = json.loads(row[0] or "{}")
-    return value
+def _update(change: Change) -> NodeUpdate:
+    """The state layer's form of a changed row."""
+    fields = {k: new for k, (_, new) in change.changes.items() if k in NODE_INDEX}
+    if "automated" in change.changes:
+        fields["automated"] = int(change.changes["automated"][1])
+    install = change.row.install if any(k.startswith("install.") for k in change.changes) else None
+    macs = tuple(change.row.macs or ()) if "macs" in change.changes else None
+    return NodeUpdate(change.node_id, fields, macs, install)
 
 
 def import_sheet(
-    db: StateDB,
+    db: Store,
     config: Config,
     path: Path,
     *,

@@ -23,9 +23,9 @@ import netaddr
 
 from bmprov import validate
 from bmprov.config import Config
-from bmprov.db import StateDB, utcnow
-from bmprov.errors import ConfigError, StateError
+from bmprov.errors import ConfigError
 from bmprov.nodes import Node
+from bmprov.store import Store
 
 Interval = tuple[int, int]
 """An inclusive range of IPv4 addresses as integers."""
@@ -250,19 +250,18 @@ class Allocation:
     errors: dict[int, str] = field(default_factory=dict)
 
 
-def allocate(db: StateDB, pools: list[Pool], nodes: list[Node]) -> Allocation:
+def allocate(db: Store, pools: list[Pool], nodes: list[Node]) -> Allocation:
     """Give every node an address in one transaction; nodes that have one keep it.
 
     Lowest free address first, deterministic (nodes in the order given). An exhausted pool or
     a node with no matching pool is recorded in ``errors``; the other nodes still get theirs.
     """
     result = Allocation()
-    with db.atomic() as conn:
-        held = {r[0]: r[1] for r in conn.execute("SELECT id, ip FROM nodes WHERE ip IS NOT NULL")}
+    with db.atomic():
+        held = db.held_addresses()
         used = {ip_to_int(ip) for ip in held.values()}
         cursors: dict[str, Iterator[int]] = {}
-        updates: list[tuple[str, str, int]] = []
-        now = utcnow()
+        updates: list[tuple[int, str]] = []
         for node in nodes:
             if node.id in held:
                 result.ips[node.id] = held[node.id]
@@ -280,24 +279,11 @@ def allocate(db: StateDB, pools: list[Pool], nodes: list[Node]) -> Allocation:
             ip = int_to_ip(value)
             result.ips[node.id] = ip
             result.new.add(node.id)
-            updates.append((ip, now, node.id))
-        _store(conn, updates)
+            updates.append((node.id, ip))
+        db.assign_addresses(updates)
     return result
 
 
-def _store(conn: Any, updates: list[tuple[str, str, int]]) -> None:
-    import sqlite3  # noqa: PLC0415
-
-    try:
-        conn.executemany("UPDATE nodes SET ip = ?, updated_at = ? WHERE id = ?", updates)
-    except sqlite3.IntegrityError as exc:  # only if the state file was edited by hand
-        raise StateError(f"address allocation collided in the state file: {exc}") from None
-
-
-def release(db: StateDB, node_ids: Iterable[int]) -> None:
+def release(db: Store, node_ids: Iterable[int]) -> None:
     """Free the addresses of these nodes (one transaction)."""
-    now = utcnow()
-    with db.atomic() as conn:
-        conn.executemany(
-            "UPDATE nodes SET ip = NULL, updated_at = ? WHERE id = ?", [(now, i) for i in node_ids]
-        )
+    db.release_addresses(node_ids)

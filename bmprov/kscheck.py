@@ -15,11 +15,11 @@ from dataclasses import replace
 
 from bmprov.bootfiles import NodeFileWriter, OsProfile
 from bmprov.config import Config
-from bmprov.db import StateDB
 from bmprov.errors import BmprovError
 from bmprov.install_options import SCHEMES, hash_password
 from bmprov.nodes import Node, Selection, list_nodes, select_nodes
 from bmprov.result import BatchResult, NodeResult
+from bmprov.store import StateDB
 
 SAMPLE_IP = "192.0.2.10"  # TEST-NET-1: only ever rendered, never used
 SAMPLE_MACS = ("02:00:00:00:00:01",)

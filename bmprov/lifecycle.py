@@ -15,7 +15,6 @@ Later features plug in with :func:`register_action`::
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -24,11 +23,11 @@ from typing import Any
 
 from bmprov import states as st
 from bmprov.config import Config
-from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
+from bmprov.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class ActionContext:
     """What an entry action gets: the site config, the state file and the command's options."""
 
     config: Config
-    db: StateDB
+    db: Store
     command: str
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -121,7 +120,7 @@ BUILTIN_ACTION_MODULES: list[str] = [
 
 
 def move(
-    db: StateDB,
+    db: Store,
     nodes: Iterable[Node],
     to: str,
     command: str,
@@ -132,34 +131,14 @@ def move(
     """Move nodes to ``to`` in one transaction, with one history row each.
 
     Compare-and-set on the node's current stage: a node another process moved meanwhile is
-    left alone and not returned. ``reasons`` overrides ``reason`` per node id. One ``UPDATE
-    … RETURNING`` per (current stage, reason) group and one ``executemany`` for the history,
-    not two statements per node.
+    left alone and not returned. ``reasons`` overrides ``reason`` per node id.
     """
-    now = utcnow()
     wanted: dict[int, tuple[Node, str | None]] = {}
     for node in nodes:
         why = reasons.get(node.id, reason) if reasons else reason
         wanted.setdefault(node.id, (node, why))
-    groups: dict[tuple[str, str | None], list[int]] = {}
-    for node, why in wanted.values():
-        groups.setdefault((node.stage, why), []).append(node.id)
-    done: set[int] = set()
-    with db.atomic() as conn:
-        for (stage, why), ids in groups.items():
-            rows = conn.execute(
-                "UPDATE nodes SET stage = ?, stage_reason = ?, failed_stage = ?,"
-                " stage_changed_at = ?, updated_at = ?"
-                " WHERE stage = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id",
-                (to, why, failed_stage, now, now, stage, json.dumps(ids)),
-            )
-            done.update(row[0] for row in rows)
-        moved = [(node, why) for node, why in wanted.values() if node.id in done]
-        conn.executemany(
-            "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(node.id, node.serial, node.stage, to, now, why, command) for node, why in moved],
-        )
+    done = db.move_nodes(list(wanted.values()), to, command, failed_stage)
+    moved = [(node, why) for node, why in wanted.values() if node.id in done]
     return [_with_stage(node, to, why, failed_stage) for node, why in moved]
 
 

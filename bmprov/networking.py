@@ -171,11 +171,7 @@ def _reservation(settings: DhcpSettings, node: Node, ip: str) -> Reservation:
 
 def _owners(ctx: ActionContext) -> dict[str, str]:
     """ip → boot MAC of every node holding an address (one query)."""
-    rows = ctx.db.query(
-        "SELECT n.ip, m.mac FROM nodes n JOIN macs m ON m.node_id = n.id"
-        " WHERE n.ip IS NOT NULL ORDER BY m.position DESC"
-    )
-    return {r["ip"]: r["mac"] for r in rows}  # lowest position wins (written last)
+    return {a.ip: a.mac for a in ctx.db.addressed()}
 
 
 def _outcome(node: Node, batch: _Batch) -> Outcome:

@@ -1,21 +1,19 @@
-"""Nodes as typed records, and the read/select queries every command shares.
+"""Nodes as typed records, node selections, and the lookups every command shares.
 
-Reads are batched: a selection loads its nodes and all their MACs in two queries, never one
-query per node.
+The queries themselves live in the state layer (:mod:`bmprov.store`); this module adds the
+rules: stage names are checked, an unknown serial is bad input naming the serial.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bmprov.db import StateDB
 from bmprov.errors import InputError
 from bmprov.states import ALL_STAGES
+
+if TYPE_CHECKING:
+    from bmprov.store import Store
 
 NODE_FIELDS = (
     "serial",
@@ -109,39 +107,11 @@ class Selection:
         return not (self.serials or self.from_stage or self.rack or self.site or self.all)
 
 
-def _node_from_row(row: sqlite3.Row, macs: Iterable[str]) -> Node:
-    data = dict(row)
-    data["install_options"] = json.loads(data.get("install_options") or "{}")
-    data["automated"] = bool(data.get("automated"))
-    data["macs"] = tuple(macs)
-    return Node(**data)
-
-
-def _load(db: StateDB, where: str = "", params: tuple[Any, ...] = ()) -> list[Node]:
-    rows = db.query(f"SELECT * FROM nodes {where} ORDER BY serial", params)
-    if not rows:
-        return []
-    by_node: dict[int, list[str]] = defaultdict(list)
-    if len(rows) > 500:
-        mac_rows = db.query("SELECT node_id, mac FROM macs ORDER BY node_id, position")
-    else:
-        marks = ",".join("?" * len(rows))
-        mac_rows = db.query(
-            f"SELECT node_id, mac FROM macs WHERE node_id IN ({marks}) ORDER BY node_id, position",
-            tuple(r["id"] for r in rows),
-        )
-    for mrow in mac_rows:
-        by_node[mrow["node_id"]].append(mrow["mac"])
-    return [_node_from_row(r, by_node.get(r["id"], ())) for r in rows]
-
-
-def list_nodes(db: StateDB, stage: str | None = None) -> list[Node]:
+def list_nodes(db: Store, stage: str | None = None) -> list[Node]:
     """Every node (or those in ``stage``), by serial."""
     if stage is not None:
         check_stage(stage, "--stage")
-    if stage:
-        return _load(db, "WHERE stage = ?", (stage,))
-    return _load(db)
+    return db.load_nodes(stage=stage or None)
 
 
 def check_stage(stage: str, option: str) -> None:
@@ -151,67 +121,35 @@ def check_stage(stage: str, option: str) -> None:
         raise InputError(f"{option}: unknown stage {stage!r} (stages: {known})")
 
 
-def get_node(db: StateDB, serial: str) -> Node:
+def get_node(db: Store, serial: str) -> Node:
     """One node by serial; :class:`InputError` (exit 2) naming the serial if unknown."""
-    nodes = _load(db, "WHERE serial = ?", (serial,))
-    if not nodes:
+    node = db.node_by_serial(serial)
+    if node is None:
         raise InputError(f"no node with serial {serial!r} in {db.path}")
-    return nodes[0]
+    return node
 
 
-def find_by_mac(db: StateDB, mac: str) -> Node | None:
+def find_by_mac(db: Store, mac: str) -> Node | None:
     """The node that owns a canonical MAC, if any."""
-    row = db.query("SELECT node_id FROM macs WHERE mac = ?", (mac,))
-    if not row:
-        return None
-    nodes = _load(db, "WHERE id = ?", (row[0]["node_id"],))
-    return nodes[0] if nodes else None
+    return db.node_by_mac(mac)
 
 
-def select_nodes(db: StateDB, selection: Selection) -> list[Node]:
+def select_nodes(db: Store, selection: Selection) -> list[Node]:
     """The nodes a batch acts on. Unknown serials are an :class:`InputError`."""
     if selection.is_empty():
         raise InputError("select nodes with --serial, --from, --rack, --site or --all")
     if selection.from_stage is not None:
         check_stage(selection.from_stage, "--from")
-    clauses: list[str] = []
-    params: list[Any] = []
+    nodes = db.load_nodes(selection)
     if selection.serials:
-        clauses.append(f"serial IN ({','.join('?' * len(selection.serials))})")
-        params.extend(selection.serials)
-    if selection.from_stage:
-        clauses.append("stage = ?")
-        params.append(selection.from_stage)
-    if selection.rack:
-        clauses.append("rack = ?")
-        params.append(selection.rack)
-    if selection.site:
-        clauses.append("site = ?")
-        params.append(selection.site)
-    if selection.automated_only:
-        clauses.append("automated = 1")
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    nodes = _load(db, where, tuple(params))
-    if selection.serials:
-        marks = ",".join("?" * len(selection.serials))
-        known = {
-            r["serial"]
-            for r in db.query(
-                f"SELECT serial FROM nodes WHERE serial IN ({marks})", selection.serials
-            )
-        }
+        known = db.known_serials(selection.serials)
         missing = [s for s in selection.serials if s not in known]
         if missing:
             raise InputError(f"unknown serial(s): {', '.join(missing)}")
     return nodes
 
 
-def history(db: StateDB, serial: str) -> list[dict[str, Any]]:
+def history(db: Store, serial: str) -> list[dict[str, Any]]:
     """A node's stage changes, oldest first."""
     node = get_node(db, serial)
-    rows = db.query(
-        "SELECT from_stage, to_stage, at, reason, command FROM history"
-        " WHERE node_id = ? ORDER BY id",
-        (node.id,),
-    )
-    return [dict(r) for r in rows]
+    return db.history(node.id)

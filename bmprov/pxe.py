@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +26,16 @@ from typing import Any
 from bmprov import states as st
 from bmprov.bootfiles import BootSettings, NodeFileWriter
 from bmprov.config import Config
-from bmprov.db import StateDB, utcnow
 from bmprov.errors import BmprovError, InputError
 from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
+from bmprov.store import BootRecord, RenderRow, Store
 from bmprov.validate import pxe_mac_name
 
 INSTALL_STAGES = frozenset((st.NETWORKING, st.OS_PROVISIONING, st.INSTALLING))
 _MAC_FILE = re.compile(r"(?:grub\.cfg-)?01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})")
 _IPXE_FILE = re.compile(r"mac-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})\.ipxe")
-
-
-@dataclass(frozen=True)
-class _Prior:
-    fingerprint: str
-    cleared_at: str | None
 
 
 @dataclass
@@ -67,7 +60,7 @@ class RenderReport:
         }
 
 
-def wants_install(node: Node | _Row, cleared_at: str | None = None) -> bool:
+def wants_install(node: Node | RenderRow, cleared_at: str | None = None) -> bool:
     """True if ``node`` should boot its installer (False: local disk)."""
     if cleared_at is not None and cleared_at == node.stage_changed_at:
         return False
@@ -75,13 +68,13 @@ def wants_install(node: Node | _Row, cleared_at: str | None = None) -> bool:
     return stage in INSTALL_STAGES
 
 
-def fingerprint(digest: str, install: bool, node: Node | _Row) -> str:
+def fingerprint(digest: str, install: bool, node: Node | RenderRow) -> str:
     """What a node's files depend on, hashed (the settings/templates ``digest`` included)."""
     parts = [digest, "install" if install else "local", node.serial, ",".join(node.macs)]
     if install:
         options = (
             node.options_json
-            if isinstance(node, _Row)
+            if isinstance(node, RenderRow)
             else json.dumps(node.install_options, sort_keys=True)
         )
         parts += [node.os or "", node.hostname or "", node.ip or "", options]
@@ -89,7 +82,7 @@ def fingerprint(digest: str, install: bool, node: Node | _Row) -> str:
 
 
 def render_all(
-    config: Config, db: StateDB, *, prune: bool = False, remove: bool = False, force: bool = False
+    config: Config, db: Store, *, prune: bool = False, remove: bool = False, force: bool = False
 ) -> RenderReport:
     """Bring every node's boot entries (and install files) up to date; never raises per node."""
     if remove and not prune:
@@ -114,7 +107,7 @@ def render_all(
         if same and present.has(writer.settings, row, install):
             report.unchanged += 1
             continue
-        if _render_one(writer, row.node(), install, report):
+        if _render_one(writer, _node(row), install, report):
             updates.append((row.id, new, cleared))
     _save(db, updates)
     _sync(report.written)
@@ -149,7 +142,7 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
     return True
 
 
-def clear(config: Config, db: StateDB, serials: Iterable[str]) -> BatchResult:
+def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
     """Switch every per-MAC entry of the named nodes to local boot, until their stage changes."""
     wanted = tuple(serials)
     nodes = select_nodes(db, Selection(serials=wanted))
@@ -231,7 +224,7 @@ class _Listing:
         self.ipxe = _names(settings.http_root / settings.ipxe_dir)
         self.install = _names(settings.http_root / settings.install_dir)
 
-    def has(self, settings: BootSettings, row: _Row, install: bool) -> bool:
+    def has(self, settings: BootSettings, row: RenderRow, install: bool) -> bool:
         """True if every file the node should have exists."""
         for mac in row.macs:
             name = pxe_mac_name(mac)
@@ -247,67 +240,32 @@ class _Listing:
         return True
 
 
-@dataclass(frozen=True)
-class _Row:
-    """The columns a render looks at, straight from the state file (no JSON decoding)."""
-
-    id: int
-    serial: str
-    stage: str
-    failed_stage: str | None
-    stage_changed_at: str
-    os: str | None
-    hostname: str | None
-    ip: str | None
-    options_json: str
-    macs: tuple[str, ...]
-
-    def node(self) -> Node:
-        """The :class:`Node` the writer renders (only built for nodes that need it)."""
-        return Node(
-            id=self.id,
-            serial=self.serial,
-            stage=self.stage,
-            macs=self.macs,
-            os=self.os,
-            hostname=self.hostname,
-            ip=self.ip,
-            install_options=json.loads(self.options_json or "{}"),
-            failed_stage=self.failed_stage,
-            stage_changed_at=self.stage_changed_at,
-        )
-
-
-def _load_rows(db: StateDB) -> list[_Row]:
-    """Every node's render inputs in two queries."""
-    macs: dict[int, list[str]] = defaultdict(list)
-    for node_id, mac in db.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"):
-        macs[node_id].append(mac)
-    rows = db.query(
-        "SELECT id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip,"
-        " install_options FROM nodes ORDER BY serial"
+def _node(row: RenderRow) -> Node:
+    """The :class:`Node` the writer renders (only built for nodes that need it)."""
+    return Node(
+        id=row.id,
+        serial=row.serial,
+        stage=row.stage,
+        macs=row.macs,
+        os=row.os,
+        hostname=row.hostname,
+        ip=row.ip,
+        install_options=json.loads(row.options_json or "{}"),
+        failed_stage=row.failed_stage,
+        stage_changed_at=row.stage_changed_at,
     )
-    return [
-        _Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", tuple(macs[r[0]]))
-        for r in rows
-    ]
 
 
-def _load_prior(db: StateDB) -> dict[int, _Prior]:
-    rows = db.query("SELECT node_id, fingerprint, cleared_at FROM boot_files")
-    return {r["node_id"]: _Prior(r["fingerprint"], r["cleared_at"]) for r in rows}
+def _load_rows(db: Store) -> list[RenderRow]:
+    """Every node's render inputs in two queries."""
+    return db.render_rows()
 
 
-def _save(db: StateDB, rows: list[tuple[int, str, str | None]]) -> None:
+def _load_prior(db: Store) -> dict[int, BootRecord]:
+    return db.boot_records()
+
+
+def _save(db: Store, rows: list[tuple[int, str, str | None]]) -> None:
     """Record fingerprints in one transaction."""
-    if not rows:
-        return
-    now = utcnow()
-    with db.atomic() as conn:
-        conn.executemany(
-            "INSERT INTO boot_files(node_id, fingerprint, cleared_at, updated_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, cleared_at = excluded.cleared_at,"
-            " updated_at = excluded.updated_at",
-            [(node_id, fp, cleared, now) for node_id, fp, cleared in rows],
-        )
+    if rows:
+        db.save_boot_records((node_id, BootRecord(fp, cleared)) for node_id, fp, cleared in rows)

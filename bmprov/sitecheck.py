@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bmprov.config import Config
-from bmprov.db import StateDB, open_state
 from bmprov.errors import BmprovError
 from bmprov.lifecycle import ActionContext, StageAction, action_for, registered_stages
+from bmprov.store import StateDB, open_state
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from bmprov.cli import app
 from bmprov.config import Config, load_config
-from bmprov.db import StateDB
 from bmprov.setup_site import init_site
+from bmprov.store import StateDB
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_sheets"

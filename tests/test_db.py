@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bmprov import states
-from bmprov.db import MIGRATIONS, StateDB
 from bmprov.errors import LockedError, StateError
 from bmprov.importer import import_sheet
 from bmprov.lifecycle import ActionContext, advance
 from bmprov.nodes import Selection, list_nodes
+from bmprov.store import MIGRATIONS, StateDB
 from tests.conftest import Site, write_csv
 
 

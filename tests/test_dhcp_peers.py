@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from bmprov.config import load_config
-from bmprov.db import StateDB
 from bmprov.dhcp import DhcpSettings
 from bmprov.dhcp.export import server_view
 from bmprov.importer import import_sheet
@@ -22,6 +21,7 @@ from bmprov.lifecycle import ActionContext, advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection, get_node
 from bmprov.setup_site import init_site
+from bmprov.store import StateDB
 from bmprov.validate import pxe_mac_name
 from tests import peers
 from tests.conftest import write_csv

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from bmprov import ipam
 from bmprov.config import Config
-from bmprov.db import StateDB, utcnow
 from bmprov.nodes import Node, list_nodes
+from bmprov.store import StateDB, utcnow
 
 
 def add_nodes(db: StateDB, count: int, start: int = 0, **fields: str) -> list[Node]:

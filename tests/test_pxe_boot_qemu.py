@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 
 from bmprov.config import load_config
-from bmprov.db import StateDB
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import get_node
 from bmprov.setup_site import init_site
+from bmprov.store import StateDB
 from tests import peers
 from tests.conftest import write_csv
 from tests.qemu import guest, lab

@@ -16,7 +16,7 @@ from bmprov.errors import BmprovError, ExitCode, ValidationFailed
 
 if TYPE_CHECKING:
     from bmprov.config import Config
-    from bmprov.db import StateDB
+    from bmprov.store import StateDB
 
 log = logging.getLogger("bmprov")
 
@@ -77,7 +77,7 @@ class AppContext:
     def db(self) -> StateDB:
         """The state file named by the configuration, opened (and migrated) once."""
         if not self._dbs:
-            from bmprov.db import open_state  # noqa: PLC0415
+            from bmprov.store import open_state  # noqa: PLC0415
 
             config = self.config()
             self._dbs.append(open_state(config.state_path, config.busy_timeout_ms))

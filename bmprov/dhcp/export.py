@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bmprov.db import StateDB
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend, sort_key
 from bmprov.dhcp.dnsmasq import host_line
 from bmprov.dhcp.kea import to_kea
 from bmprov.dhcp.omapi_wire import host_statements
 from bmprov.errors import InputError
 from bmprov.fsutil import write_if_changed
+from bmprov.store import Store
 
 FORMATS = ("isc", "dnsmasq", "kea")
 Status = Literal["ok", "missing", "differs", "unexpected"]
@@ -32,20 +32,12 @@ class Expected:
     reservation: Reservation
 
 
-def expected(db: StateDB, settings: DhcpSettings) -> list[Expected]:
+def expected(db: Store, settings: DhcpSettings) -> list[Expected]:
     """Every node that has an IP and a MAC, with its reservation (two queries)."""
-    rows = db.query(
-        "SELECT n.serial, n.hostname, n.ip, m.mac FROM nodes n JOIN macs m ON m.node_id = n.id"
-        " WHERE n.ip IS NOT NULL ORDER BY n.id, m.position"
-    )
-    out: list[Expected] = []
-    seen: set[str] = set()
-    for row in rows:
-        if row["serial"] in seen:
-            continue
-        seen.add(row["serial"])
-        res = settings.reservation(row["mac"], row["ip"], row["serial"], row["hostname"])
-        out.append(Expected(row["serial"], res))
+    out = [
+        Expected(a.serial, settings.reservation(a.mac, a.ip, a.serial, a.hostname))
+        for a in db.addressed()
+    ]
     out.sort(key=lambda e: sort_key(e.reservation))
     return out
 
@@ -87,7 +79,7 @@ def compare(want: list[Expected], held: list[Reservation]) -> list[Row]:
     return rows
 
 
-def server_view(db: StateDB, settings: DhcpSettings) -> list[Row]:
+def server_view(db: Store, settings: DhcpSettings) -> list[Row]:
     """Open the backend once and compare what it holds with the state file."""
     want = expected(db, settings)
     with open_backend(settings) as backend:

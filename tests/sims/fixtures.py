@@ -30,8 +30,8 @@ from typing import Any
 import bcrypt
 import pytest
 
-from bmprov.db import StateDB, utcnow
 from bmprov.drivers.ipmi import probe
+from bmprov.store import StateDB, utcnow
 from tests.peers import stop_process
 
 HERE = Path(__file__).resolve().parent

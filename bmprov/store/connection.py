@@ -1,10 +1,10 @@
-"""The SQLite state file: connection settings, transactions and schema migrations.
+"""The SQLite state file's connection: settings, transactions and schema migrations.
 
 Rules (see ../shared/peers/libraries.md, section c):
 
 * ``isolation_level=None`` and an explicit ``BEGIN IMMEDIATE`` for every transaction that may
   write, so two bmprov processes serialise on the write lock instead of failing with
-  ``SQLITE_BUSY_SNAPSHOT``; nested :meth:`StateDB.atomic` blocks become savepoints.
+  ``SQLITE_BUSY_SNAPSHOT``; nested :meth:`Connection.atomic` blocks become savepoints.
 * WAL, ``busy_timeout``, ``foreign_keys``, ``synchronous=NORMAL``; STRICT tables.
 * Migrations are named and recorded in ``schema_migrations``; ``user_version`` mirrors the count.
 """
@@ -15,84 +15,15 @@ import contextlib
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from bmprov.errors import LockedError, StateError, StateFileError
+from bmprov.store.base import utcnow
+from bmprov.store.schema import MIGRATIONS
 
 MIN_SQLITE = (3, 37, 0)  # STRICT tables
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "0001_nodes_macs_history",
-        """
-        CREATE TABLE nodes (
-            id INTEGER PRIMARY KEY,
-            serial TEXT NOT NULL UNIQUE,
-            model TEXT,
-            os TEXT,
-            hostname TEXT UNIQUE,
-            site TEXT,
-            rack TEXT,
-            unit INTEGER,
-            notes TEXT,
-            asset_tag TEXT,
-            bmc_address TEXT,
-            bmc_type TEXT,
-            install_options TEXT NOT NULL DEFAULT '{}',
-            automated INTEGER NOT NULL DEFAULT 0,
-            stage TEXT NOT NULL,
-            stage_reason TEXT,
-            failed_stage TEXT,
-            ip TEXT UNIQUE,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            stage_changed_at TEXT NOT NULL
-        ) STRICT;
-        CREATE INDEX nodes_stage ON nodes(stage);
-        CREATE INDEX nodes_site_rack ON nodes(site, rack);
-        CREATE TABLE macs (
-            mac TEXT PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL
-        ) STRICT, WITHOUT ROWID;
-        CREATE INDEX macs_node ON macs(node_id, position);
-        CREATE TABLE history (
-            id INTEGER PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id),
-            serial TEXT NOT NULL,
-            from_stage TEXT,
-            to_stage TEXT NOT NULL,
-            at TEXT NOT NULL,
-            reason TEXT,
-            command TEXT
-        ) STRICT;
-        CREATE INDEX history_node ON history(node_id, id);
-        CREATE TRIGGER history_append_only_update BEFORE UPDATE ON history
-            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
-        CREATE TRIGGER history_append_only_delete BEFORE DELETE ON history
-            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
-        """,
-    ),
-    (
-        "0002_boot_files",
-        """
-        CREATE TABLE boot_files (
-            node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
-            fingerprint TEXT NOT NULL,
-            cleared_at TEXT,
-            updated_at TEXT NOT NULL
-        ) STRICT;
-        """,
-    ),
-]
-
-
-def utcnow() -> str:
-    """An ISO-8601 UTC timestamp with seconds, as stored in the state file."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -113,33 +44,8 @@ def _refused(exc: sqlite3.OperationalError, path: Path) -> Exception:
     return exc
 
 
-def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> StateDB:
-    """Open an existing state file; :class:`StateFileError` if missing or empty (never create).
-
-    A zero-byte file would otherwise be turned into a fresh, empty state file by the first
-    command that reads it, hiding a truncation. (A 0-byte main file whose ``-wal`` holds data
-    is a live WAL database, and fine.)
-    """
-    try:
-        size = path.stat().st_size if path.is_file() else None
-        wal = path.with_name(path.name + "-wal")
-        wal_size = wal.stat().st_size if size == 0 and wal.exists() else 0
-    except OSError as exc:  # a name too long, a loop of links...
-        raise StateFileError(f"state file {path}: {exc.strerror or exc}") from None
-    if size is None and not path.exists():
-        raise StateFileError(f"state file {path} does not exist; run `bmprov init` first")
-    if size is None:
-        raise StateFileError(f"state file {path} is not a regular file")
-    if size == 0 and not wal_size:
-        raise StateFileError(
-            f"state file {path} is empty (0 bytes)",
-            "restore it from a backup, or delete it and run `bmprov init` for a new site",
-        )
-    return StateDB(path, busy_timeout_ms)
-
-
-class StateDB:
-    """One open state file. Use as a context manager, or call :meth:`close`."""
+class Connection:
+    """One open SQLite state file. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, path: Path | str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -181,7 +87,7 @@ class StateDB:
             self.conn.close()
             raise
 
-    def __enter__(self) -> StateDB:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,26 @@
+"""bmprov's state: the only place with SQL.
+
+:class:`Store` is the interface (:mod:`bmprov.store.base`); :class:`StateDB` implements it on
+one SQLite file (:mod:`bmprov.store.sqlite`), the embedded default; the schema is one list of
+named migrations (:mod:`bmprov.store.schema`) for every backend.
+"""
+
+from __future__ import annotations
+
+from bmprov.store.base import Addressed, BootRecord, NodeUpdate, RenderRow, Store, utcnow
+from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
+from bmprov.store.schema import MIGRATIONS
+from bmprov.store.sqlite import StateDB, open_state
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "MIGRATIONS",
+    "Addressed",
+    "BootRecord",
+    "NodeUpdate",
+    "RenderRow",
+    "StateDB",
+    "Store",
+    "open_state",
+    "utcnow",
+]

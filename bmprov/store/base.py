@@ -1,0 +1,195 @@
+"""The state interface: every read and write of bmprov's state, as typed methods.
+
+This is the only contract the rest of bmprov has with its state. :class:`~bmprov.store.StateDB`
+implements it on SQLite (the embedded default); a shared-database backend implements the same
+methods and runs the same tests. Rules every implementation keeps:
+
+* :meth:`Store.atomic` is one write transaction (nested: a savepoint); a method that writes
+  runs in one, joining the caller's when there is one;
+* stage moves are compare-and-set on the node's current stage, and each move appends exactly
+  one ``history`` row (this class is the one writer of history);
+* UNIQUE serial, MAC, host name and IP are enforced by the store itself, as the last line of
+  defence behind bmprov's own checks;
+* bulk in, bulk out: no method costs a round trip per node.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bmprov.nodes import Node, Selection
+
+
+def utcnow() -> str:
+    """An ISO-8601 UTC timestamp with seconds, as stored in the state."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class NodeUpdate:
+    """Changed fields of one stored node (an import's "changed" row)."""
+
+    node_id: int
+    fields: dict[str, Any] = field(default_factory=dict)  # column → new value
+    macs: tuple[str, ...] | None = None  # None: unchanged; else the new list, in order
+    install: dict[str, Any] | None = None  # install options merged over the stored ones
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """A node holding an address, with its boot MAC (the reservation it should have)."""
+
+    node_id: int
+    serial: str
+    hostname: str | None
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class RenderRow:
+    """The columns a boot-file render looks at (install options still as JSON text)."""
+
+    id: int
+    serial: str
+    stage: str
+    failed_stage: str | None
+    stage_changed_at: str
+    os: str | None
+    hostname: str | None
+    ip: str | None
+    options_json: str
+    macs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """What was last rendered for a node: its inputs' fingerprint, and when it was cleared."""
+
+    fingerprint: str
+    cleared_at: str | None
+
+
+class Store(ABC):
+    """bmprov's state. See the module docstring for the rules every backend keeps."""
+
+    path: Path
+
+    # -- connection and transactions --------------------------------------------------------
+
+    @abstractmethod
+    def atomic(self) -> AbstractContextManager[Any]:
+        """A write transaction (a savepoint when nested); rolled back on any exception.
+
+        :raises LockedError: another bmprov held the write lock longer than the lock wait.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    @abstractmethod
+    def applied_migrations(self) -> list[str]:
+        """Names of the schema migrations this state has, in order."""
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def load_nodes(
+        self, selection: Selection | None = None, *, stage: str | None = None
+    ) -> list[Node]:
+        """Nodes by serial (with their MACs): all, those in ``stage``, or a selection's."""
+
+    @abstractmethod
+    def node_by_serial(self, serial: str) -> Node | None:
+        """One node, or None."""
+
+    @abstractmethod
+    def node_by_mac(self, mac: str) -> Node | None:
+        """The node owning a canonical MAC, or None."""
+
+    @abstractmethod
+    def known_serials(self, serials: Sequence[str]) -> set[str]:
+        """Which of ``serials`` exist."""
+
+    @abstractmethod
+    def history(self, node_id: int) -> list[dict[str, Any]]:
+        """A node's stage changes, oldest first (from_stage, to_stage, at, reason, command)."""
+
+    @abstractmethod
+    def move_nodes(
+        self,
+        moves: Sequence[tuple[Node, str | None]],
+        to: str,
+        command: str,
+        failed_stage: str | None = None,
+    ) -> set[int]:
+        """Compare-and-set ``(node, reason)`` pairs from their current stage to ``to``, with one
+        history row each, in one transaction. Returns the ids moved (a node another process
+        moved meanwhile is left alone)."""
+
+    # -- import -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def iter_node_columns(self, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Every node as a plain tuple of ``columns`` (streamed: 100,000 rows, no copies)."""
+
+    @abstractmethod
+    def iter_macs(self) -> Iterator[tuple[str, int]]:
+        """Every (mac, node id), by node and position."""
+
+    @abstractmethod
+    def insert_nodes(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        macs: Sequence[Sequence[str]],
+        stage: str,
+        reason: str,
+        command: str,
+    ) -> None:
+        """New nodes (``rows`` in ``columns`` order, ``macs[k]`` for ``rows[k]``) entering
+        ``stage``, each with its first history row."""
+
+    @abstractmethod
+    def update_nodes(self, updates: Sequence[NodeUpdate]) -> None:
+        """Apply changed fields; host names and MACs may move between the updated nodes."""
+
+    # -- addresses --------------------------------------------------------------------------
+
+    @abstractmethod
+    def held_addresses(self) -> dict[int, str]:
+        """node id → IP of every node holding one (call inside :meth:`atomic` to allocate)."""
+
+    @abstractmethod
+    def assign_addresses(self, chosen: Iterable[tuple[int, str]]) -> None:
+        """Record (node id, IP) pairs. :raises StateError: an IP is already held."""
+
+    @abstractmethod
+    def release_addresses(self, node_ids: Iterable[int]) -> None:
+        """Free the addresses of these nodes."""
+
+    @abstractmethod
+    def addressed(self) -> list[Addressed]:
+        """Every node holding an address and with a MAC, by node id."""
+
+    # -- boot files -------------------------------------------------------------------------
+
+    @abstractmethod
+    def render_rows(self) -> list[RenderRow]:
+        """Every node's render inputs, by serial."""
+
+    @abstractmethod
+    def boot_records(self) -> dict[int, BootRecord]:
+        """node id → what was last rendered for it."""
+
+    @abstractmethod
+    def save_boot_records(self, records: Iterable[tuple[int, BootRecord]]) -> None:
+        """Record what was rendered (upsert per node)."""
