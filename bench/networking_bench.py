@@ -27,10 +27,11 @@ from bmprov import ipam
 from bmprov.config import load_config
 from bmprov.dhcp import DhcpSettings
 from bmprov.dhcp.omapi_wire import host_message
-from bmprov.lifecycle import ActionContext, advance
+from bmprov.lifecycle import advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection
 from bmprov.setup_site import init_site
+from bmprov.stages import ActionContext, Services
 from bmprov.store import StateDB, utcnow
 from tests import peers
 
@@ -124,8 +125,8 @@ def bench_networking(count: int, null_files: bool = False) -> None:
             dhcpd_dir.mkdir()
             dhcpd = peers.start_dhcpd(topo, dhcpd_dir, secret)
             with StateDB(config.state_path) as db:
-                options = {"file_writer": NullWriter()} if null_files else {}
-                ctx = ActionContext(config, db, "advance", options)
+                services = Services(file_writer=NullWriter()) if null_files else Services()
+                ctx = ActionContext(config, db, "advance", services)
                 before = cpu_split(dhcpd.pid)
                 start = time.perf_counter()
                 with peers.netns(topo.srv):

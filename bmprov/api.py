@@ -151,7 +151,8 @@ class Site:
         :raises InputError: unknown stage or empty selection. :raises ConfigError: the stage's
         settings are invalid (nothing moved).
         """
-        from bmprov.lifecycle import ActionContext, advance  # noqa: PLC0415
+        from bmprov.lifecycle import advance  # noqa: PLC0415
+        from bmprov.stages import ActionContext  # noqa: PLC0415
 
         ctx = ActionContext(config=self.config, db=self.state, command=self.command)
         chosen = selection or self.select(**criteria)

@@ -5,9 +5,9 @@ OMAPI add (~210 µs against ~110 µs per node on the 2-core bench box), so overl
 decides the batch's speed. A thread cannot do it: the writer is pure Python and holds the GIL,
 and every OMAPI reply would then wait for the switch interval. Large batches therefore write in
 forked worker processes (one per core, in chunks of nodes so the pipe is not crossed per node;
-the nodes themselves are inherited through fork, a job is just an id and an IP), niced so that
-the DHCP ping-pong between the main process and dhcpd is woken first; small batches, and
-writers given by the caller (tests), use one thread, which is cheaper to start.
+the nodes and the batch's writer are inherited through fork, a job is just an id and an IP),
+niced so that the DHCP ping-pong between the main process and dhcpd is woken first; small
+batches, and writers given by the caller (tests), use one thread, which is cheaper to start.
 
 Results come back per node id: the paths written, or the step and reason that failed.
 """
@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from bmprov.config import Config
 from bmprov.errors import BmprovError, StepFailed
 from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
@@ -48,15 +47,6 @@ class FileWriter(Protocol):
     def write(self, node: Node, ip: str) -> list[Path]:
         """Write the node's boot and install files; StepFailed on a bad value."""
         ...
-
-
-def default_writer(config: Config) -> FileWriter:
-    """The shipped :class:`~bmprov.bootfiles.NodeFileWriter` (imported when first needed)."""
-    import importlib  # noqa: PLC0415
-
-    module = importlib.import_module("bmprov.bootfiles")
-    writer: FileWriter = module.NodeFileWriter(config)
-    return writer
 
 
 @dataclass(frozen=True)
@@ -87,10 +77,10 @@ _WORKER: FileWriter | None = None
 _SHARED: dict[int, Node] = {}
 
 
-def _init_worker(config: Config, shared: dict[int, Node]) -> None:
+def _init_worker(writer: FileWriter, shared: dict[int, Node]) -> None:
     global _WORKER, _SHARED  # noqa: PLW0603  (one writer per worker process)
     os.nice(WORKER_NICENESS)
-    _WORKER = default_writer(config)
+    _WORKER = writer  # the batch's writer, templates compiled: inherited through fork
     _SHARED = shared  # inherited through fork, never pickled
 
 
@@ -129,28 +119,25 @@ class FileJobs:
     """Queue nodes as their reservation succeeds; collect every result at the end."""
 
     def __init__(
-        self,
-        config: Config,
-        writer: FileWriter | None,
-        expected: int,
-        nodes: Iterable[Node] = (),
+        self, writer: FileWriter, expected: int, nodes: Iterable[Node] = (), *, fork: bool = True
     ) -> None:
-        """``nodes``: those that will be submitted, if known; forked workers inherit them, so
-        a job crosses the pipe as (id, IP) instead of a pickled node."""
+        """``nodes``: those that will be submitted, if known; forked workers inherit them (and
+        ``writer``), so a job crosses the pipe as (id, IP) instead of a pickled node.
+        ``fork=False`` keeps the work on one thread (tests' writers record what they saw)."""
         self._writer: FileWriter | None = writer
         self._shared = {node.id: node for node in nodes}
         self._pending: list[Job] = []
         self._futures: list[Future[list[tuple[int, FileResult]]]] = []
         self._executor: Executor
-        if writer is None and expected >= PROCESS_MIN_NODES:
+        if fork and expected >= PROCESS_MIN_NODES:
             context = multiprocessing.get_context("fork")
             workers = min(MAX_WORKERS, os.cpu_count() or 2)
-            init = (config, self._shared)
+            init = (writer, self._shared)
+            self._writer = None  # the workers have theirs
             self._executor = ProcessPoolExecutor(workers, context, _init_worker, init)
             self._chunk = CHUNK
             self._pass: dict[int, Node] | None = None  # the workers have their own copy
         else:
-            self._writer = writer or default_writer(config)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="bmprov-files")
             self._chunk = 1 if expected < PROCESS_MIN_NODES else CHUNK
             self._pass = self._shared

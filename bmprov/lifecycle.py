@@ -1,4 +1,4 @@
-"""Moving nodes between stages, and the registry of stage entry actions.
+"""Moving nodes between stages and running their entry actions.
 
 ``advance`` is the engine behind ``bmprov advance``: it checks each node's transition against
 :mod:`bmprov.state_machine`, records every stage change in ``history``, runs the entry action
@@ -6,26 +6,21 @@ registered for the target stage (networking, power...), and carries successful n
 transient stages (``networking → os_provisioning``). A node that fails is moved to ``failed``
 with the stage and reason; the batch goes on; a re-run picks the node up where it stopped.
 
-Later features plug in with :func:`register_action`::
-
-    @register_action(states.NETWORKING)
-    class NetworkingAction(StageAction):
-        def run(self, ctx, nodes): ...
+Which action runs on entering which stage is the explicit registry in :mod:`bmprov.stages`;
+one instance per stage serves the whole batch, for its pre-run check and its run.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from bmprov import states as st
-from bmprov.config import Config
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
+from bmprov.stages import ActionContext, Outcome, StageAction, action_for
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 from bmprov.store import Store
 
@@ -34,89 +29,17 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[NodeResult], None]
 
 
-@dataclass
-class ActionContext:
-    """What an entry action gets: the site config, the state file and the command's options."""
+class _Actions:
+    """The entry actions of one batch: each built once, used for its check and its run."""
 
-    config: Config
-    db: Store
-    command: str
-    options: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, ctx: ActionContext) -> None:
+        self.ctx = ctx
+        self._made: dict[str, StageAction | None] = {}
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """One node's outcome from an entry action."""
-
-    node: Node
-    ok: bool
-    message: str = ""
-    step: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-class StageAction(ABC):
-    """What happens when nodes enter a stage. Implementations must be idempotent."""
-
-    stage: str = ""
-
-    def check(self, ctx: ActionContext) -> None:
-        """Refuse the whole batch before any node moves (a bad config would fail every node).
-
-        :raises ConfigError: the settings this action needs are invalid; nothing is done.
-        """
-        del ctx
-
-    @abstractmethod
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
-        """Do the stage's work for a batch, yielding one :class:`Outcome` per node.
-
-        A failure of one node is an ``Outcome(ok=False)``, never an exception; an exception
-        escaping ``run`` fails every node that has no outcome yet.
-        """
-
-
-_ACTIONS: dict[str, type[StageAction]] = {}
-
-
-def register_action(stage: str) -> Callable[[type[StageAction]], type[StageAction]]:
-    """Class decorator: ``cls`` runs when nodes enter ``stage``."""
-
-    def decorate(cls: type[StageAction]) -> type[StageAction]:
-        cls.stage = stage
-        _ACTIONS[stage] = cls
-        return cls
-
-    return decorate
-
-
-def action_for(stage: str) -> StageAction | None:
-    """A fresh instance of the action registered for ``stage``, if any."""
-    _load_builtin_actions()
-    cls = _ACTIONS.get(stage)
-    return cls() if cls else None
-
-
-def registered_stages() -> list[str]:
-    """The stages that have an entry action, in registration order."""
-    _load_builtin_actions()
-    return list(_ACTIONS)
-
-
-def _load_builtin_actions() -> None:
-    """Import the modules that register the shipped actions (kept lazy for CLI start-up)."""
-    import importlib  # noqa: PLC0415
-
-    for module in BUILTIN_ACTION_MODULES:
-        importlib.import_module(module)
-
-
-BUILTIN_ACTION_MODULES: list[str] = [
-    "bmprov.networking",
-    "bmprov.power_hook",
-    "bmprov.deployed_hook",
-]
-"""Modules whose import registers a shipped stage action."""
+    def get(self, stage: str) -> StageAction | None:
+        if stage not in self._made:
+            self._made[stage] = action_for(stage, self.ctx)
+        return self._made[stage]
 
 
 def move(
@@ -170,8 +93,9 @@ def advance(
     nodes = select_nodes(ctx.db, selection)
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report)
+    actions = _Actions(ctx)
     if plan.enter or plan.resume:
-        check_actions(ctx, target)
+        check_actions(actions, target)
     if on_total:
         on_total(len(nodes))
     if dry_run:
@@ -181,17 +105,17 @@ def advance(
     for node in plan.enter:
         if node.id in lost:
             report(NodeResult(node.serial, "skipped", node.stage, "moved by another bmprov"))
-    _enter(ctx, target, entered + plan.resume, report)
+    _enter(actions, target, entered + plan.resume, report)
     return batch
 
 
-def check_actions(ctx: ActionContext, target: str) -> None:
+def check_actions(actions: _Actions, target: str) -> None:
     """Run the :meth:`StageAction.check` of ``target`` and of the stages it carries nodes on to."""
     stage: str | None = target
     while stage is not None:
-        action = action_for(stage)
+        action = actions.get(stage)
         if action is not None:
-            action.check(ctx)
+            action.check()
         stage = AUTO_NEXT.get(stage)
 
 
@@ -248,16 +172,17 @@ def _plan(
     return plan
 
 
-def _enter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn) -> None:
+def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn) -> None:
     """Run ``stage``'s entry action on nodes now in it; carry them on or fail them."""
     if not nodes:
         return
-    action = action_for(stage)
+    ctx = actions.ctx
+    action = actions.get(stage)
     if action is None:
         for node in nodes:
             report(NodeResult(node.serial, "ok", stage, f"now {stage}"))
         return
-    outcomes = _run_action(ctx, action, nodes)
+    outcomes = _run_action(action, nodes)
     succeeded = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
     if failed:
@@ -279,11 +204,11 @@ def _enter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn
     for node_id in set(details) - {n.id for n in carried}:
         o = details[node_id]
         report(NodeResult(o.node.serial, "skipped", stage, "moved by another bmprov"))
-    _enter_carried(ctx, nxt, carried, details, report)
+    _enter_carried(actions, nxt, carried, details, report)
 
 
 def _enter_carried(
-    ctx: ActionContext,
+    actions: _Actions,
     stage: str,
     nodes: list[Node],
     earlier: dict[int, Outcome],
@@ -302,17 +227,17 @@ def _enter_carried(
             )
         report(result)
 
-    _enter(ctx, stage, nodes, merged)
+    _enter(actions, stage, nodes, merged)
 
 
 def _reason(outcome: Outcome) -> str:
     return f"{outcome.step}: {outcome.message}" if outcome.step else outcome.message
 
 
-def _run_action(ctx: ActionContext, action: StageAction, nodes: list[Node]) -> list[Outcome]:
+def _run_action(action: StageAction, nodes: list[Node]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
-        outcomes.extend(action.run(ctx, nodes))
+        outcomes.extend(action.run(nodes))
     except BmprovError as exc:
         message, step = str(exc), getattr(exc, "step", None)
         seen = {o.node.id for o in outcomes}

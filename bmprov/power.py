@@ -33,7 +33,7 @@ from bmprov.drivers import (
 from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised_map
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
-from bmprov.result import BatchResult, NodeResult
+from bmprov.result import BatchResult, NodeResult, ResultCode
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,9 @@ def _find_target(run: _Run, node: Node) -> BmcTarget | NodeResult:
         return NodeResult(node.serial, "failed", node.stage, str(exc), "bmc")
     if target is None:
         message = "no BMC" if run.request.status and not run.request.action else NO_BMC_MESSAGE
-        return NodeResult(node.serial, "skipped", node.stage, message, details={"driver": "none"})
+        return NodeResult(
+            node.serial, "skipped", node.stage, message, None, {"driver": "none"}, ResultCode.NO_BMC
+        )
     return target
 
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from bmprov.errors import ExitCode
 
 Status = Literal["ok", "failed", "skipped", "unchanged", "planned"]
+
+
+class ResultCode(StrEnum):
+    """Why a result is what it is, for code (the message is for people and may change)."""
+
+    NO_BMC = "no_bmc"
+    """The node has no BMC: nothing was sent; it waits for a person to power it on."""
 
 
 @dataclass(frozen=True)
@@ -25,9 +33,10 @@ class NodeResult:
     message: str = ""
     step: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    code: ResultCode | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (``code``: a :class:`ResultCode` value or null)."""
         return asdict(self)
 
 

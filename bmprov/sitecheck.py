@@ -2,7 +2,7 @@
 
 The schema is checked whenever ``bmprov.toml`` is loaded; what needs more than the schema
 (address pools, the DHCP backend's key and paths, OS profiles and site templates) is checked by
-each stage action's :meth:`~bmprov.lifecycle.StageAction.check` just before it moves nodes.
+each stage action's :meth:`~bmprov.stages.StageAction.check` just before it moves nodes.
 :func:`check_site` runs every one of those checks at once, connecting to nothing, so an edited
 config can be tried before the nightly run instead of by it.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bmprov.config import Config
 from bmprov.errors import BmprovError
-from bmprov.lifecycle import ActionContext, StageAction, action_for, registered_stages
+from bmprov.stages import REGISTRY, ActionContext, StageAction
 from bmprov.store import StateDB, open_state
 
 
@@ -41,13 +41,13 @@ def check_site(config: Config) -> list[SiteCheck]:
         db = StateDB(":memory:")  # the other checks read no node
     first: dict[str, str] = {}  # problem -> the check that reported it first
     with db:
-        for stage in registered_stages():
-            action = action_for(stage)
-            if action is None or type(action).check is StageAction.check:
+        ctx = ActionContext(config, db, "check")
+        for stage, cls in REGISTRY.items():
+            if cls.check is StageAction.check and cls.__init__ is StageAction.__init__:
                 continue  # nothing to check before this stage
             name = f"entering {stage}"
             try:
-                action.check(ActionContext(config, db, "check"))
+                cls(ctx).check()
             except BmprovError as exc:
                 problem = str(exc)
                 if problem in first:

@@ -12,8 +12,9 @@ import pytest
 from bmprov import states
 from bmprov.errors import LockedError, StateError
 from bmprov.importer import import_sheet
-from bmprov.lifecycle import ActionContext, advance
+from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, list_nodes
+from bmprov.stages import ActionContext
 from bmprov.store import MIGRATIONS, StateDB
 from tests.conftest import Site, write_csv
 

@@ -17,10 +17,11 @@ from bmprov.config import load_config
 from bmprov.dhcp import DhcpSettings
 from bmprov.dhcp.export import server_view
 from bmprov.importer import import_sheet
-from bmprov.lifecycle import ActionContext, advance
+from bmprov.lifecycle import advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection, get_node
 from bmprov.setup_site import init_site
+from bmprov.stages import ActionContext
 from bmprov.store import StateDB
 from bmprov.validate import pxe_mac_name
 from tests import peers

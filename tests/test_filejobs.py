@@ -27,8 +27,7 @@ class Writer:
 
 @pytest.mark.parametrize("count", [3 + 7, filejobs.PROCESS_MIN_NODES + 10])
 def test_results_per_node_across_the_boundary(site, tmp_path, monkeypatch, count) -> None:
-    monkeypatch.setattr(filejobs, "default_writer", lambda config: Writer(tmp_path))
-    jobs = filejobs.FileJobs(site.config, None, count)
+    jobs = filejobs.FileJobs(Writer(tmp_path), count)
     for i in range(count):
         jobs.submit(Node(i, f"SN{i}", "networking", macs=("02:31:00:00:00:01",)), f"10.0.0.{i}")
     results = jobs.results()
@@ -56,9 +55,8 @@ class IpWriter:
 
 @pytest.mark.parametrize("count", [5, filejobs.PROCESS_MIN_NODES + 10])
 def test_nodes_known_up_front_cross_as_ids(site, tmp_path, monkeypatch, count) -> None:
-    monkeypatch.setattr(filejobs, "default_writer", lambda config: IpWriter(tmp_path))
     nodes = [Node(i, f"SN{i}", "networking", macs=("02:31:00:00:00:01",)) for i in range(count)]
-    jobs = filejobs.FileJobs(site.config, None, count, nodes)
+    jobs = filejobs.FileJobs(IpWriter(tmp_path), count, nodes)
     for node in nodes:
         jobs.submit(node, f"10.0.{node.id // 250}.{node.id % 250}")
     results = jobs.results()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bmprov import lifecycle, states
+from bmprov import stages, states
 from bmprov.errors import InputError, TransitionError
 from bmprov.importer import import_sheet
-from bmprov.lifecycle import ActionContext, Outcome, StageAction, advance
+from bmprov.lifecycle import advance
 from bmprov.nodes import Node, Selection, get_node, history
+from bmprov.stages import ActionContext, Outcome, StageAction
 from bmprov.state_machine import TRANSITIONS, allowed_targets, check_transition, to_dot
 from tests.conftest import Site, write_csv
 
@@ -108,7 +109,7 @@ class FlakyNetworking(StageAction):
     fail: set[str] = {"SN2"}
     seen: list[str] = []
 
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+    def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         for node in nodes:
             self.seen.append(node.serial)
             if node.serial in self.fail:
@@ -119,11 +120,9 @@ class FlakyNetworking(StageAction):
 
 @pytest.fixture
 def flaky(monkeypatch: pytest.MonkeyPatch) -> type[FlakyNetworking]:
-    monkeypatch.setattr(lifecycle, "_ACTIONS", {})
-    monkeypatch.setattr(lifecycle, "BUILTIN_ACTION_MODULES", [])
+    monkeypatch.setattr(stages, "REGISTRY", {states.NETWORKING: FlakyNetworking})
     FlakyNetworking.fail = {"SN2"}
     FlakyNetworking.seen = []
-    lifecycle.register_action(states.NETWORKING)(FlakyNetworking)
     return FlakyNetworking
 
 

@@ -11,8 +11,9 @@ from bmprov.dhcp import DhcpSettings, ReservationConflict
 from bmprov.dhcp.filestore import FileBackend
 from bmprov.errors import ConfigError, DriverError, StepFailed
 from bmprov.importer import import_sheet
-from bmprov.lifecycle import ActionContext, advance
+from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, get_node, list_nodes
+from bmprov.stages import ActionContext, Services
 from tests.conftest import write_csv
 
 
@@ -29,7 +30,7 @@ def row(i: int, mac: bool = True) -> list[str]:
 
 def networking(site, **options):
     with site.db() as db:
-        ctx = ActionContext(site.config, db, "advance", options)
+        ctx = ActionContext(site.config, db, "advance", Services(**options))
         batch = advance(ctx, Selection(all=True), "networking")
         return batch, {n.serial: n for n in list_nodes(db)}
 

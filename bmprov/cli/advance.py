@@ -34,7 +34,8 @@ def advance_cmd(
     Nodes that cannot make the move are skipped (failed, when named with --serial); a node
     whose action fails goes to [bold]failed[/] and the batch goes on. Exit 1 if any node failed.
     """
-    from bmprov.lifecycle import ActionContext, advance  # noqa: PLC0415
+    from bmprov.lifecycle import advance  # noqa: PLC0415
+    from bmprov.stages import ActionContext  # noqa: PLC0415
 
     state = obj(ctx)
     action_ctx = ActionContext(config=state.config(), db=state.db(), command="advance")

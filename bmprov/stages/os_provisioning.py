@@ -14,20 +14,23 @@ from collections.abc import Iterator
 
 from bmprov import states
 from bmprov.drivers import BootDevice, PowerAction
-from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
 from bmprov.nodes import Node
-from bmprov.power import NO_BMC_MESSAGE, PowerRequest, default_uefi, power_settings, run_power
+from bmprov.power import PowerRequest, default_uefi, power_settings, run_power
+from bmprov.result import ResultCode
+from bmprov.stages.base import Outcome, StageAction
 
 MANUAL = "waiting for a manual power-on"
 AUTO_OFF = f"{MANUAL} (automatic power control is off: [power] auto_on_provisioning)"
 
 
-@register_action(states.OS_PROVISIONING)
 class PowerOnProvisioning(StageAction):
     """PXE + power cycle for nodes entering os_provisioning (when configured)."""
 
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+    stage = states.OS_PROVISIONING
+
+    def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         """One outcome per node: ok (cycled into PXE, or waiting), or failed at step power."""
+        ctx = self.ctx
         settings = power_settings(ctx.config)
         if not settings.auto_on_provisioning:
             for node in nodes:
@@ -40,13 +43,16 @@ class PowerOnProvisioning(StageAction):
             uefi=default_uefi(ctx.config),
         )
         by_serial = {node.serial: node for node in nodes}
-        batch = run_power(ctx.config, nodes, request, settings=settings)
+        if ctx.services.power is not None:
+            batch = ctx.services.power(ctx.config, nodes, request)
+        else:
+            batch = run_power(ctx.config, nodes, request, settings=settings)
         for result in batch.results:
             node = by_serial[result.serial]
             if result.status == "failed":
                 yield Outcome(node, False, result.message, result.step or "power", result.details)
             elif result.status == "skipped":
-                why = "no BMC" if result.message == NO_BMC_MESSAGE else result.message
+                why = "no BMC" if result.code is ResultCode.NO_BMC else result.message
                 yield Outcome(node, True, f"{MANUAL} ({why})", None, result.details)
             else:
                 yield Outcome(node, True, f"PXE boot: {result.message}", None, result.details)

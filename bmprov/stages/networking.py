@@ -11,8 +11,6 @@ Per batch, not per node:
 4. a node whose reservation fails gets its freshly chosen address back (released in one
    transaction), so the state never holds an IP without its reservation; a node whose files
    fail keeps IP and reservation (consistent) and is failed at that step; re-running resumes.
-
-Leaving service (``decommissioning``) removes the reservation and releases the address.
 """
 
 from __future__ import annotations
@@ -26,9 +24,9 @@ from bmprov import states as st
 from bmprov.bootfiles import NodeFileWriter
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
 from bmprov.errors import BmprovError
-from bmprov.filejobs import FileJobs, FileResult
-from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
+from bmprov.filejobs import FileJobs, FileResult, FileWriter
 from bmprov.nodes import Node
+from bmprov.stages.base import ActionContext, Outcome, StageAction
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +46,31 @@ class _Batch:
         self.failed.setdefault(node.id, (step, reason))
 
 
-@register_action(st.NETWORKING)
 class NetworkingAction(StageAction):
     """allocate → reserve → files, batched; see the module docstring.
 
-    ``ctx.options`` may carry ``dhcp_backend`` (a :class:`DhcpBackend`) and ``file_writer``
-    (a :class:`~bmprov.filejobs.FileWriter`) to replace the configured ones (tests).
+    ``ctx.services`` may give a DHCP backend and a file writer instead of the configured ones.
+    The DHCP settings and the file writer (templates compiled once) serve check and run.
     """
 
-    def check(self, ctx: ActionContext) -> None:
-        """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
-        _check_dhcp(ctx)
-        if ctx.options.get("file_writer") is None:
-            NodeFileWriter(ctx.config).check()  # settings, profiles, site templates
+    stage = st.NETWORKING
 
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+    def __init__(self, ctx: ActionContext) -> None:
+        super().__init__(ctx)
+        self.settings = DhcpSettings.from_config(ctx.config)
+        self.own_writer = ctx.services.file_writer is None
+        self.writer: FileWriter = ctx.services.file_writer or NodeFileWriter(ctx.config)
+
+    def check(self) -> None:
+        """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
+        check_dhcp(self.ctx, self.settings)
+        if isinstance(self.writer, NodeFileWriter):
+            self.writer.check()  # settings, profiles, site templates
+
+    def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         """Set up every node's network and boot files, yielding one outcome per node."""
-        settings = DhcpSettings.from_config(ctx.config)
-        backend = ctx.options.get("dhcp_backend") or open_backend(settings)
+        ctx, settings = self.ctx, self.settings
+        backend = ctx.services.dhcp_backend or open_backend(settings)
         batch = _Batch()
         ready = []
         for node in nodes:
@@ -82,26 +87,24 @@ class NetworkingAction(StageAction):
         todo = [n for n in ready if n.id in batch.ips]
         try:
             if todo:
-                files = FileJobs(ctx.config, ctx.options.get("file_writer"), len(todo), todo)
+                files = FileJobs(self.writer, len(todo), todo, fork=self.own_writer)
                 _reserve_and_write(ctx, settings, backend, files, todo, batch)
         finally:  # even on a crash: no address without its reservation
             undo = allocation.new - batch.reserved
             if undo:
                 ipam.release(ctx.db, sorted(undo))
-        if todo and ctx.options.get("file_writer") is None:
-            _write_defaults(ctx)
+        if todo and isinstance(self.writer, NodeFileWriter):
+            _write_defaults(self.writer)
         for node in nodes:
             yield _outcome(node, batch)
 
 
-def _write_defaults(ctx: ActionContext) -> None:
+def _write_defaults(writer: NodeFileWriter) -> None:
     """The loaders' fallback files (local boot, iPXE's boot.ipxe), so a site that never ran
     `bmprov pxe render` still boots unknown machines to disk. Unchanged files are not rewritten;
     a failure here is logged, not charged to the nodes (their own entries are in place)."""
-    from bmprov.bootfiles import NodeFileWriter  # noqa: PLC0415
-
     try:
-        NodeFileWriter(ctx.config).write_defaults()
+        writer.write_defaults()
     except BmprovError as exc:
         log.warning("default boot files not written: %s", exc)
 
@@ -186,53 +189,9 @@ def _outcome(node: Node, batch: _Batch) -> Outcome:
     return Outcome(node, True, f"{ip} reserved, boot files written", details={"ip": ip})
 
 
-@register_action(st.DECOMMISSIONING)
-class DecommissionAction(StageAction):
-    """Leaving service: local boot, no install file, no DHCP reservation, address released.
+def check_dhcp(ctx: ActionContext, settings: DhcpSettings) -> None:
+    """Pools and the DHCP backend's settings (OMAPI key, dnsmasq/Kea paths); connects to nothing.
 
-    The boot entries go first: a leaving machine that PXE-boots must find its disk, never an
-    installer (the same rule as *deployed*). A node whose files cannot be switched keeps its
-    reservation and address, so a re-run starts it again from the top.
-    """
-
-    def check(self, ctx: ActionContext) -> None:
-        """The DHCP backend settings and boot settings it needs, before any node moves."""
-        _check_dhcp(ctx)
-        NodeFileWriter(ctx.config)
-
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
-        """One backend connection for the batch; the IP is released only once unreserved."""
-        failed: dict[int, tuple[str, str]] = {}
-        writer = NodeFileWriter(ctx.config)
-        for node in nodes:
-            try:
-                writer.local_boot(node)
-                writer.remove_install(node)
-            except BmprovError as exc:
-                failed[node.id] = (str(exc), getattr(exc, "step", None) or "local boot")
-        settings = DhcpSettings.from_config(ctx.config)
-        backend = ctx.options.get("dhcp_backend") or open_backend(settings)
-        done: list[Node] = []
-        with backend:
-            for node in nodes:
-                if node.id in failed:
-                    continue
-                try:
-                    for mac in node.macs:
-                        backend.remove(mac)
-                    done.append(node)
-                except BmprovError as exc:
-                    failed[node.id] = (str(exc), RELEASE)
-        ipam.release(ctx.db, [n.id for n in done])
-        for node in nodes:
-            if node.id in failed:
-                yield Outcome(node, False, *failed[node.id])
-            else:
-                yield Outcome(node, True, "local boot; install file, reservation and address gone")
-
-
-def _check_dhcp(ctx: ActionContext) -> None:
-    """Pools and the DHCP backend's settings (OMAPI key, dnsmasq/Kea paths); connects to nothing."""
-    settings = DhcpSettings.from_config(ctx.config)
-    if ctx.options.get("dhcp_backend") is None:
+    Networking and decommissioning share it (both use the DHCP backend)."""
+    if ctx.services.dhcp_backend is None:
         open_backend(settings).check()

@@ -14,19 +14,22 @@ from collections.abc import Iterator
 from bmprov import states
 from bmprov.bootfiles import NodeFileWriter
 from bmprov.errors import BmprovError
-from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
 from bmprov.nodes import Node
-from bmprov.power import NO_BMC_MESSAGE, boot_from_disk, power_settings
+from bmprov.power import boot_from_disk, power_settings
+from bmprov.result import ResultCode
+from bmprov.stages.base import Outcome, StageAction
 
 SWITCHED = "PXE entries switched to local boot"
 
 
-@register_action(states.DEPLOYED)
 class BootFromDisk(StageAction):
     """Local-boot entries for nodes entering *deployed*, and disk as their boot device."""
 
-    def run(self, ctx: ActionContext, nodes: list[Node]) -> Iterator[Outcome]:
+    stage = states.DEPLOYED
+
+    def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         """Fail a node whose entries cannot be switched: it could reinstall on its next boot."""
+        ctx = self.ctx
         writer = NodeFileWriter(ctx.config)
         switched: list[Node] = []
         for node in nodes:
@@ -47,7 +50,7 @@ class BootFromDisk(StageAction):
             node = by_serial[result.serial]
             if result.status == "failed":
                 yield Outcome(node, False, result.message, "boot device", result.details)
-            elif result.message == NO_BMC_MESSAGE:
+            elif result.code is ResultCode.NO_BMC:
                 yield Outcome(node, True, f"{SWITCHED}; no BMC to set back to disk")
             else:
                 yield Outcome(node, True, f"{SWITCHED}; boot device: {result.message}")
