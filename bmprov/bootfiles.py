@@ -299,8 +299,16 @@ class NodeFileWriter:
         return self._write(self._render_install(node, ip))
 
     def local_boot(self, node: Node) -> list[Path]:
-        """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
-        return [Path(p) for p in self._write(self._render_local(node))]
+        """Every per-MAC entry of ``node`` → boot the local disk, then its install file goes.
+
+        A node that boots its disk (deployed, cleared, leaving) has no use for its install file,
+        which carries its root password hash: it is deleted after the entries are switched (in
+        that order, so a failure never leaves an entry pointing at a missing file). Returns the
+        paths written; :class:`StepFailed` (``"install file"``) if the file cannot be removed.
+        """
+        written = [Path(p) for p in self._write(self._render_local(node))]
+        self.remove_install(node)
+        return written
 
     def remove_install(self, node: Node) -> list[Path]:
         """Delete the node's install file(s), whatever OS it had; returns the paths removed.

@@ -2,9 +2,11 @@
 
 Every per-MAC boot entry of the node (pxelinux, GRUB, iPXE) is switched to local boot — never
 deleted, so the loader cannot fall through to an entry that installs — and a reboot can never
-reinstall the machine by accident. Where the PXE boot device was set persistently
-(``[power] provisioning_persistent = true``), the BMC is also set back to boot from disk; a
-one-time PXE override has already fallen back to the disk by itself.
+reinstall the machine by accident. Its install file (with the root password hash) is then
+removed from the HTTP tree, and ``pxe render`` does not write it again for a deployed node.
+Where the PXE boot device was set persistently (``[power] provisioning_persistent = true``),
+the BMC is also set back to boot from disk; a one-time PXE override has already fallen back
+to the disk by itself.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_actio
 from bmprov.nodes import Node
 from bmprov.power import NO_BMC_MESSAGE, boot_from_disk, power_settings
 
-SWITCHED = "PXE entries switched to local boot"
+SWITCHED = "PXE entries switched to local boot, install file removed"
 
 
 @register_action(states.DEPLOYED)

@@ -210,8 +210,7 @@ class DecommissionAction(StageAction):
         writer = NodeFileWriter(ctx.config)
         for node in nodes:
             try:
-                writer.local_boot(node)
-                writer.remove_install(node)
+                writer.local_boot(node)  # removes the install file too
             except BmprovError as exc:
                 failed[node.id] = (str(exc), getattr(exc, "step", None) or "local boot")
         settings = DhcpSettings.from_config(ctx.config)
