@@ -243,6 +243,8 @@ class _Listing:
             ):
                 return False
         if install:
+            if row.os and row.os not in settings.os:
+                return False  # no profile: rendering it reports the node as failed
             kind = settings.profile(row.os).install
             return (row.serial if kind == "autoinstall" else f"{row.serial}.cfg") in self.install
         # local boot: an install file left from before (it holds the root hash) must go
