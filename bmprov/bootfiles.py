@@ -24,7 +24,7 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,14 @@ from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
-from bmprov.install_options import InstallDefaults, InstallOptions, callback_url
+from bmprov.install_options import InstallDefaults, InstallOptions
 from bmprov.nodes import Node
+from bmprov.osprofiles import BUILTIN_OS, OsProfile, build_profiles, unknown_os
+from bmprov.osprofiles import rel_path as _rel
 from bmprov.render import Renderer, RenderError
 
 LOADERS = ("pxelinux", "grub", "ipxe")
-INSTALL_KINDS = ("kickstart", "preseed", "autoinstall")
 EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
-_REL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}")
 _CMDLINE_ARG = re.compile(r"[A-Za-z0-9._:/@+=,;~-]+")
 _CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
 _ZERO_MAC = "00:00:00:00:00:00"
@@ -64,37 +64,6 @@ def ipxe_name(mac: str, directory: str = "ipxe") -> str:
 
 
 # ---- settings ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OsProfile:
-    """How one OS installs: its PXE template family, install file kind, kernel, initrd, repo."""
-
-    name: str
-    template: str
-    install: str
-    kernel: str
-    initrd: str
-    repo: str | None = None  # default: http://SERVER[:PORT]/repo/<name>
-    ks_version: str = "RHEL9"  # pykickstart syntax version for `ks validate`
-
-
-def _profile(name: str, template: str, install: str, kernel: str, initrd: str) -> OsProfile:
-    return OsProfile(name, template, install, f"{name}/{kernel}", f"{name}/{initrd}")
-
-
-BUILTIN_OS: dict[str, OsProfile] = {
-    p.name: p
-    for p in (
-        _profile("rocky9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
-        _profile("rhel9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
-        _profile("alma9", "anaconda", "kickstart", "vmlinuz", "initrd.img"),
-        _profile("debian12", "debian-installer", "preseed", "linux", "initrd.gz"),
-        _profile("ubuntu-22.04", "subiquity", "autoinstall", "vmlinuz", "initrd"),
-        _profile("ubuntu-24.04", "subiquity", "autoinstall", "vmlinuz", "initrd"),
-    )
-}
-"""Shipped OS profiles; ``[boot.os.NAME]`` tables override fields or add OSes."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +107,7 @@ class BootSettings:
                 default_os=validate.token(str(raw.get("default_os", "rocky9")), "OS name"),
                 kernel_args=tuple(_arg(a) for a in raw.get("kernel_args", [])),
                 domain=validate.hostname(network["domain"]) if network.get("domain") else None,
-                os=_profiles(raw.get("os", {})),
+                os=build_profiles(raw.get("os", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: boot: {exc}") from None
@@ -153,16 +122,24 @@ class BootSettings:
         return f"http://{self.server}{port}"
 
     def profile(self, os_name: str | None) -> OsProfile:
-        """The node's OS profile; empty or unknown OS names fall back to ``default_os``."""
-        return self.os.get(os_name or "", self.os[self.default_os])
+        """The node's OS profile: an empty OS is ``default_os``, an unknown one is never guessed.
+
+        :raises StepFailed: (step ``"os"``) no profile of that name (see bmprov.osprofiles).
+        """
+        if not os_name:
+            return self.os[self.default_os]
+        found = self.os.get(os_name)
+        if found is None:
+            raise StepFailed("os", unknown_os(os_name, self.os))
+        return found
 
     def repo(self, profile: OsProfile) -> str:
         """The profile's repository (or ISO) URL."""
         if profile.repo:
             return profile.repo
         if profile.install == "autoinstall":
-            return f"{self.http_url}/repo/{profile.name}/{profile.name}.iso"
-        return f"{self.http_url}/repo/{profile.name}"
+            return f"{self.http_url}/repo/{profile.media}/{profile.media}.iso"
+        return f"{self.http_url}/repo/{profile.media}"
 
     def entry_paths(self, mac: str) -> dict[str, Path]:
         """Loader → absolute path of the per-MAC entry for ``mac``."""
@@ -200,42 +177,11 @@ class BootSettings:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _rel(value: Any, key: str) -> str:
-    text = str(value).strip("/")
-    if not _REL_PATH.fullmatch(text) or ".." in text.split("/"):
-        raise ValueError(f"{key} {value!r} must be a relative path (letters, digits, ._/-)")
-    return text
-
-
 def _arg(value: Any) -> str:
     text = str(value)
     if not _CMDLINE_ARG.fullmatch(text) or ";" in text:
         raise ValueError(f"kernel_args entry {text!r} is not a safe kernel argument")
     return text
-
-
-def _profiles(raw: dict[str, Any]) -> dict[str, OsProfile]:
-    """The shipped profiles with ``[boot.os.NAME]`` tables merged over them, each checked."""
-    profiles = dict(BUILTIN_OS)
-    for name, table in raw.items():
-        validate.token(name, "OS name")
-        new = OsProfile(name, "anaconda", "kickstart", f"{name}/vmlinuz", f"{name}/initrd.img")
-        merged = replace(profiles.get(name, new), **{k: str(v) for k, v in table.items()})
-        if merged.install not in INSTALL_KINDS:
-            raise ValueError(f"os.{name}.install must be one of {', '.join(INSTALL_KINDS)}")
-        validate.token(merged.template, f"os.{name}.template")
-        _rel(merged.kernel, f"os.{name}.kernel")
-        _rel(merged.initrd, f"os.{name}.initrd")
-        if merged.repo is not None:
-            try:
-                callback_url(merged.repo)  # the same allow-list as every URL placed in a file
-            except ValueError:
-                raise ValueError(
-                    f"os.{name}.repo {merged.repo!r} is not an allowed URL "
-                    "(http(s)://host[:port]/path; letters, digits and ._~/-=& only)"
-                ) from None
-        profiles[name] = merged
-    return profiles
 
 
 _CLOUD_INIT = ("user-data", "meta-data")
@@ -299,8 +245,16 @@ class NodeFileWriter:
         return self._write(self._render_install(node, ip))
 
     def local_boot(self, node: Node) -> list[Path]:
-        """Every per-MAC entry of ``node`` → boot the local disk; returns paths written."""
-        return [Path(p) for p in self._write(self._render_local(node))]
+        """Every per-MAC entry of ``node`` → boot the local disk, then its install file goes.
+
+        A node that boots its disk (deployed, cleared, leaving) has no use for its install file,
+        which carries its root password hash: it is deleted after the entries are switched (in
+        that order, so a failure never leaves an entry pointing at a missing file). Returns the
+        paths written; :class:`StepFailed` (``"install file"``) if the file cannot be removed.
+        """
+        written = [Path(p) for p in self._write(self._render_local(node))]
+        self.remove_install(node)
+        return written
 
     def remove_install(self, node: Node) -> list[Path]:
         """Delete the node's install file(s), whatever OS it had; returns the paths removed.
@@ -480,7 +434,7 @@ class NodeFileWriter:
         self, node: Node, profile: OsProfile, context: dict[str, Any]
     ) -> dict[str, str]:
         base = f"{self._http}/{self.settings.install_dir}"
-        names = (f"{profile.name}.j2", f"{profile.install}.j2")
+        names = tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
         if profile.install != "autoinstall":
             return {f"{base}/{node.serial}.cfg": self._ks(names, context)}
         return {

@@ -21,11 +21,11 @@ import gc
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from bmprov import bulkcheck, install_options, states, validate
+from bmprov import bulkcheck, install_options, osprofiles, states, validate
 from bmprov.config import Config
 from bmprov.errors import InputError, Problem, ValidationFailed
 from bmprov.nodes import NODE_FIELDS
@@ -207,6 +207,7 @@ They see the row's install options and node fields, and run for sheets with inst
 NODE_COLUMNS = tuple(f for f in NODE_FIELDS if f != "serial")
 """Node fields a sheet row carries besides its serial, in the order SheetRow.node keeps them."""
 NODE_INDEX = {name: i for i, name in enumerate(NODE_COLUMNS)}
+OS_AT = NODE_INDEX["os"]
 _NO_INSTALL: dict[str, Any] = {}
 
 
@@ -633,6 +634,7 @@ class ImportPlan:
     unchanged: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
     written: bool = False
+    warnings: list[Problem] = field(default_factory=list)  # imported anyway (unknown OS...)
 
     def to_dict(self, dry_run: bool) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -655,6 +657,7 @@ class ImportPlan:
                 for c in self.changed
             ],
             "unknown_columns": self.unknown_columns,
+            "warnings": [{**asdict(p), "text": str(p)} for p in self.warnings],
         }
 
 
@@ -885,6 +888,8 @@ def import_sheet(
                 )
             if not dry_run:
                 apply_plan(db, plan, command)
+    cells = [(r.row, r.node[OS_AT]) for r in read.rows if r.automated and r.node[OS_AT]]
+    plan.warnings = osprofiles.sheet_warnings(config, read.file, read.headers.get("os"), cells)
     return plan
 
 

@@ -13,11 +13,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from bmprov.bootfiles import NodeFileWriter, OsProfile
+from bmprov.bootfiles import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError
 from bmprov.install_options import SCHEMES, hash_password
 from bmprov.nodes import Node, Selection, list_nodes, select_nodes
+from bmprov.osprofiles import OsProfile
 from bmprov.result import BatchResult, NodeResult
 from bmprov.store import StateDB
 
@@ -85,7 +86,12 @@ def _targets(
     yield from _samples(writer)
     seen: set[tuple[str, str]] = set()
     for node in list_nodes(db):
-        profile = writer.settings.profile(node.os)
+        try:
+            profile = writer.settings.profile(node.os)
+        except BmprovError:  # an OS with no profile: _check reports it, if bmprov installs it
+            if node.automated:
+                yield node.serial, node
+            continue
         scheme = str(
             node.install_options.get("partition_scheme") or writer.defaults.partition_scheme
         )
@@ -121,10 +127,10 @@ def _samples(writer: NodeFileWriter) -> Iterator[tuple[str, Node]]:
 
 
 def _check(writer: NodeFileWriter, label: str, node: Node) -> NodeResult:
-    profile = writer.settings.profile(node.os)
     if not node.macs:
         node = replace(node, macs=SAMPLE_MACS)  # install files do not depend on the MAC
     try:
+        profile = writer.settings.profile(node.os)
         files = writer.render_install(node, node.ip or SAMPLE_IP)
     except BmprovError as exc:
         return NodeResult(label, "failed", node.stage, str(exc), getattr(exc, "step", None))

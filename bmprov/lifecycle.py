@@ -133,15 +133,8 @@ def _plan(
 ) -> _Plan:
     plan = _Plan()
     for node in nodes:
-        if not node.automated and target not in (st.PURCHASING, st.MOUNTING):
-            report(
-                NodeResult(
-                    node.serial,
-                    "skipped",
-                    node.stage,
-                    "not marked for automation (see [import] marker_pattern)",
-                )
-            )
+        if not node.automated and not (explicit and target in MANUAL_STAGES):
+            report(NodeResult(node.serial, "skipped", node.stage, _unmarked(target)))
         elif node.stage == target and target in st.TRANSIENT_STAGES:
             plan.resume.append(node)
             if dry_run:
@@ -170,6 +163,18 @@ def _plan(
                 NodeResult(node.serial, "failed" if explicit else "skipped", node.stage, message)
             )
     return plan
+
+
+MANUAL_STAGES = (st.PURCHASING, st.MOUNTING)
+"""Stages that only record what people did: an unmarked node enters them by ``--serial``."""
+
+
+def _unmarked(target: str) -> str:
+    """Why a node without the automation marker was skipped (and how to move it anyway)."""
+    why = "not marked for automation (see [import] marker_pattern)"
+    if target in MANUAL_STAGES:
+        return f"{why}; name it with --serial to record it as {target}"
+    return why
 
 
 def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn) -> None:

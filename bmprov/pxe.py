@@ -1,8 +1,9 @@
 """``bmprov pxe render|clear``: every node's boot entries, kept in step with the state file.
 
 Which nodes install: those in networking, os_provisioning or installing (and failed nodes whose
-``failed_stage`` is one of those). Every other node with a MAC gets local-boot entries. A node
-cleared with ``bmprov pxe clear`` stays local-boot until its stage changes again.
+``failed_stage`` is one of those). Every other node with a MAC gets local-boot entries and no
+install file (it carries the root password hash). A node cleared with ``bmprov pxe clear`` stays
+local-boot, without install file, until its stage changes again.
 
 Speed: each node's *fingerprint* (its inputs, its mode and a digest of the settings and every
 template) is kept in the ``boot_files`` table. A render only renders nodes whose fingerprint
@@ -235,9 +236,12 @@ class _Listing:
             ):
                 return False
         if install:
+            if row.os and row.os not in settings.os:
+                return False  # no profile: rendering it reports the node as failed
             kind = settings.profile(row.os).install
             return (row.serial if kind == "autoinstall" else f"{row.serial}.cfg") in self.install
-        return True
+        # local boot: an install file left from before (it holds the root hash) must go
+        return row.serial not in self.install and f"{row.serial}.cfg" not in self.install
 
 
 def _node(row: RenderRow) -> Node:

@@ -4,15 +4,18 @@ The schema is checked whenever ``bmprov.toml`` is loaded; what needs more than t
 (address pools, the DHCP backend's key and paths, OS profiles and site templates) is checked by
 each stage action's :meth:`~bmprov.stages.StageAction.check` just before it moves nodes.
 :func:`check_site` runs every one of those checks at once, connecting to nothing, so an edited
-config can be tried before the nightly run instead of by it.
+config can be tried before the nightly run instead of by it. It also lists the automated nodes
+still to install whose OS names no profile (networking would fail them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bmprov import states as st
 from bmprov.config import Config
-from bmprov.errors import BmprovError
+from bmprov.errors import BmprovError, ConfigError
+from bmprov.osprofiles import site_profiles, unknown_os
 from bmprov.stages import REGISTRY, ActionContext, StageAction
 from bmprov.store import StateDB, open_state
 
@@ -56,4 +59,31 @@ def check_site(config: Config) -> list[SiteCheck]:
                 results.append(SiteCheck(name, problem))
             else:
                 results.append(SiteCheck(name))
+        if results[0].ok:
+            results.append(os_names(config, db))
     return results
+
+
+TO_INSTALL = (*st.PROVISIONING_PIPELINE[:-1], st.FAILED)  # every stage before deployed
+LISTED = 10  # serials named per OS; the rest are counted
+
+
+def os_names(config: Config, db: StateDB) -> SiteCheck:
+    """Automated nodes still to install whose OS has no profile (networking would fail them)."""
+    name = "node OS names"
+    try:
+        profiles, _ = site_profiles(config)
+    except ConfigError as exc:
+        return SiteCheck(name, f"not checked: {exc}")
+    by_os: dict[str, list[str]] = {}
+    for serial, os_name in db.automated_os(TO_INSTALL):
+        if os_name not in profiles:
+            by_os.setdefault(os_name, []).append(serial)
+    if not by_os:
+        return SiteCheck(name)
+    parts = []
+    for os_name, serials in sorted(by_os.items()):
+        more = f" and {len(serials) - LISTED} more" if len(serials) > LISTED else ""
+        parts.append(f"{', '.join(serials[:LISTED])}{more}: {unknown_os(os_name, profiles)}")
+    count = sum(map(len, by_os.values()))
+    return SiteCheck(name, f"{count} node(s) name an OS with no profile; " + " | ".join(parts))

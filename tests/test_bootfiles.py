@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from dataclasses import replace
@@ -10,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from bmprov.bootfiles import NodeFileWriter, grub_name, ipxe_name, pxelinux_name
-from bmprov.errors import StepFailed
+from bmprov.errors import ConfigError, StepFailed
 from bmprov.install_options import hash_password
 from bmprov.nodes import Node
 from tests.bootutil import edit_config
@@ -177,10 +178,65 @@ def test_autoinstall_structure(site, writer) -> None:
     assert md["raidlevel"] == "10" and md["devices"] == ["part1", "part2", "part3", "part4"]
 
 
-def test_unknown_or_empty_os_falls_back_to_default(site, writer) -> None:
-    for os_name in (None, "", "plan9"):
+def test_only_an_empty_os_falls_back_to_default(site, writer) -> None:
+    for os_name in (None, ""):
         files = rel(site, writer.render_install(node(os=os_name), "10.20.0.50"))
         assert "KERNEL rocky9/vmlinuz" in files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    # an OS with no profile is never installed as another one (issue 9, item 1)
+    for os_name in ("plan9", "ubuntu", "ubuntu_webserver"):
+        with pytest.raises(StepFailed) as info:
+            writer.write(node(os=os_name), "10.20.0.50")
+        assert info.value.step == "os"
+        assert f"unknown OS {os_name!r} (known: alma9, debian12, rhel9," in info.value.reason
+        assert f"[boot.os.{os_name}] base = " in info.value.reason
+        if os_name == "ubuntu":
+            assert "did you mean 'ubuntu-24.04'?" in info.value.reason
+    assert not (site.dir / "http" / "ks").exists() or not any((site.dir / "http/ks").iterdir())
+
+
+def test_site_os_name_maps_to_a_shipped_profile(site) -> None:
+    """``base`` inherits every field, installs from the base's media; keys override."""
+    site.write_config(
+        '[boot.os.ubuntu_webserver]\nbase = "ubuntu-24.04"\n'
+        '[boot.os.web_small]\nbase = "ubuntu_webserver"\nrepo = "http://10.20.0.1/web.iso"\n'
+        '[boot.os.rocky_db]\nbase = "rocky9"\nks_version = "RHEL9"\n'
+    )
+    writer = NodeFileWriter(site.config)
+    web = writer.settings.profile("ubuntu_webserver")
+    assert (web.install, web.template, web.kernel, web.bases) == (
+        "autoinstall",
+        "subiquity",
+        "ubuntu-24.04/vmlinuz",
+        ("ubuntu-24.04",),
+    )
+    files = rel(site, writer.render_install(node(os="ubuntu_webserver"), "10.20.0.50"))
+    pxe = files["tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"]
+    assert "KERNEL ubuntu-24.04/vmlinuz" in pxe
+    assert "http://10.20.0.1/repo/ubuntu-24.04/ubuntu-24.04.iso" in pxe
+    assert "(ubuntu_webserver)" in files["http/ks/SN1/user-data"]
+    small = writer.settings.profile("web_small")
+    assert small.bases == ("ubuntu_webserver", "ubuntu-24.04") and small.media == "ubuntu-24.04"
+    assert (
+        "http://10.20.0.1/web.iso"
+        in rel(site, writer.render_install(node(os="web_small"), "10.20.0.50"))[
+            "tftpboot/pxelinux.cfg/01-52-54-00-12-34-56"
+        ]
+    )
+    assert writer.settings.profile("rocky_db").install == "kickstart"
+
+
+@pytest.mark.parametrize(
+    ("tables", "needle"),
+    [
+        ('[boot.os.web]\nbase = "ubuntu"', "os.web.base 'ubuntu' is not an OS profile (known:"),
+        ('[boot.os.a]\nbase = "b"\n[boot.os.b]\nbase = "a"', "a loop (a → b → a)"),
+        ('[boot.os.a]\nbase = "a"', "a loop (a → a)"),
+    ],
+)
+def test_bad_os_mapping_is_a_config_error(site, tables: str, needle: str) -> None:
+    site.write_config(tables)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        NodeFileWriter(site.config)
 
 
 def test_write_only_changes_mode_0644(site, writer) -> None:

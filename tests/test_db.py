@@ -39,15 +39,18 @@ def _advancer(config_path: str, rounds: int) -> None:
             time.sleep(0.001)
 
 
+AUTO = "provisioning_auto"  # the automation marker: advance --all moves only marked rows
+
+
 def test_two_processes_import_and_advance_at_once(site: Site, tmp_path: Path) -> None:
     header = ["Serial", "MAC", "Notes"]
     a = write_csv(
         tmp_path / "a.csv",
-        [header] + [[f"A{i}", f"52:54:00:0a:00:{i:02x}", "x"] for i in range(200)],
+        [header] + [[f"A{i}", f"52:54:00:0a:00:{i:02x}", AUTO] for i in range(200)],
     )
     b = write_csv(
         tmp_path / "b.csv",
-        [header] + [[f"B{i}", f"52:54:00:0b:00:{i:02x}", "x"] for i in range(200)],
+        [header] + [[f"B{i}", f"52:54:00:0b:00:{i:02x}", AUTO] for i in range(200)],
     )
     ctx = mp.get_context("spawn")
     procs = [

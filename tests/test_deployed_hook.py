@@ -26,6 +26,7 @@ def _installing(cli, site: Site, tmp_path: Path) -> Path:
     for stage in ("mounting", "networking", "installing"):
         run = cli("advance", "--stage", stage, "--all", "--json")
         assert run.exit_code == 0, run.stdout
+    assert (site.dir / "http" / "ks" / "SNDEP1.cfg").is_file()
     entry = site.dir / "tftpboot" / "pxelinux.cfg" / ("01-" + MAC.replace(":", "-"))
     assert "LOCALBOOT" not in entry.read_text()  # an install entry while installing
     return entry
@@ -40,6 +41,12 @@ def test_deployed_switches_every_entry_to_local_boot(cli, site: Site, tmp_path: 
     assert "LOCALBOOT" in entry.read_text()
     grub = site.dir / "tftpboot" / "grub" / ("grub.cfg-01-" + MAC.replace(":", "-"))
     assert "chainloader" in grub.read_text()
+    # the install file (root password hash) leaves the HTTP tree, and a render keeps it away
+    assert "install file removed" in result["message"]
+    kickstart = site.dir / "http" / "ks" / "SNDEP1.cfg"
+    assert not kickstart.exists()
+    assert cli("pxe", "render").exit_code == 0
+    assert not kickstart.exists()
 
 
 def test_persistent_pxe_is_set_back_to_disk(

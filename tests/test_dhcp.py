@@ -110,7 +110,7 @@ def test_export_formats(site, cli) -> None:
     isc = cli("dhcp", "export", "--format", "isc")
     assert isc.exit_code == 0
     assert (
-        'host "SN1" {\n  hardware ethernet 02:31:00:00:00:01;\n  fixed-address 10.20.0.2;'
+        "host bmprov-SN1 {\n  hardware ethernet 02:31:00:00:00:01;\n  fixed-address 10.20.0.2;"
         in isc.stdout
     )
     assert 'filename "pxelinux.0";' in isc.stdout

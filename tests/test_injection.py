@@ -111,8 +111,10 @@ def test_renderer_refuses_bad_stored_values(site, where: str, payload: str) -> N
 
 def test_unknown_os_with_payload_is_never_rendered(site) -> None:
     writer = NodeFileWriter(site.config)
-    files = writer.render_install(base_node(os="rocky9\n%pre"), "10.20.0.50")
-    assert all("%pre" not in text for text in files.values())
+    with pytest.raises(StepFailed) as info:  # no profile: nothing is rendered at all
+        writer.render_install(base_node(os="rocky9\n%pre"), "10.20.0.50")
+    assert "\n" not in str(info.value)  # the message quotes it, escaped
+    assert "'rocky9\\n%pre' is not a valid OS name" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from bmprov import stages, states
 from bmprov.errors import InputError, TransitionError
 from bmprov.importer import import_sheet
 from bmprov.lifecycle import advance
-from bmprov.nodes import Node, Selection, get_node, history
+from bmprov.nodes import Node, Selection, get_node, history, list_nodes
 from bmprov.stages import ActionContext, Outcome, StageAction
 from bmprov.state_machine import TRANSITIONS, allowed_targets, check_transition, to_dot
 from tests.conftest import Site, write_csv
@@ -83,13 +83,25 @@ def test_dry_run_changes_nothing(site: Site, tmp_path: Path) -> None:
 
 
 def test_unmarked_nodes_are_not_automated(site: Site, tmp_path: Path) -> None:
+    """No broad selection moves an unmarked row, not even to mounting (issue 9, item 5)."""
     _import(site, tmp_path, notes="racked by vendor")
     with site.db() as db:
         ctx = _ctx(site, db)
-        advance(ctx, Selection(all=True), states.MOUNTING)
-        batch = advance(ctx, Selection(all=True), states.NETWORKING)
-    assert batch.counts() == {"skipped": 4}
-    assert "not marked for automation" in batch.results[0].message
+        for broad in (
+            Selection(all=True),
+            Selection(rack="R01"),
+            Selection(from_stage="purchasing"),
+        ):
+            batch = advance(ctx, broad, states.MOUNTING)
+            assert set(batch.counts()) == {"skipped"}, broad
+            assert "name it with --serial" in batch.results[0].message
+        assert {n.stage for n in list_nodes(db)} == {states.PURCHASING}
+        # naming it records the racking; the automated stages stay closed to it
+        assert advance(ctx, Selection(serials=("SN1",)), states.MOUNTING).counts() == {"ok": 1}
+        batch = advance(ctx, Selection(serials=("SN1",)), states.NETWORKING)
+        assert batch.counts() == {"skipped": 1}
+        assert "not marked for automation" in batch.results[0].message
+        assert get_node(db, "SN1").stage == states.MOUNTING
 
 
 def test_selection_errors(site: Site, tmp_path: Path) -> None:

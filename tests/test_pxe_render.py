@@ -42,9 +42,30 @@ def test_stage_decides_install_or_local(site, cli) -> None:
     modes = {r["serial"]: r["details"]["mode"] for r in third["results"]}
     assert modes == {"SN2": "local boot"}  # SN1 failed while installing: entries unchanged
     assert "inst.ks=" in (site.dir / PXE1).read_text()
-    set_stage(site, "deployed", ["SN1"])
+    assert not (site.dir / "http/ks/SN2.cfg").exists()  # local boot: no install file
+    assert (site.dir / "http/ks/SN1.cfg").is_file()
+    set_stage(site, "deployed", ["SN1", "SN3"])
     render(cli)
     assert "LOCALBOOT 0" in (site.dir / PXE1).read_text()
+    # deployed: the install files (root password hash) are gone and stay gone (issue 9, item 4)
+    assert sorted(p.name for p in (site.dir / "http/ks").iterdir()) == []
+    assert render(cli)["files_written"] == 0
+    assert not (site.dir / "http/ks/SN1.cfg").exists()
+
+
+def test_render_removes_an_install_file_left_for_a_deployed_node(site, cli) -> None:
+    """A file from before (an older bmprov, a copy by hand) goes at the next render."""
+    import_nodes(site, cli, ROWS)
+    set_stage(site, "deployed")
+    render(cli)
+    leftover = site.dir / "http/ks/SN1.cfg"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_text("rootpw --iscrypted $6$left$over\n")
+    (site.dir / "http/ks/SN3").mkdir()
+    (site.dir / "http/ks/SN3/user-data").write_text("#cloud-config\n")
+    again = render(cli)
+    assert again["exit_code"] == 0 and again["files_written"] == 0
+    assert not leftover.exists() and not (site.dir / "http/ks/SN3").exists()
 
 
 def test_second_render_writes_nothing_and_one_change_rewrites_one_node(site, cli) -> None:
@@ -101,10 +122,14 @@ def test_clear_switches_every_artefact_to_local_boot_until_stage_changes(site, c
         assert "chainloader" in grub and "linux" not in grub
         ipxe = (site.dir / f"http/ipxe/mac-52-54-00-00-00-{mac}.ipxe").read_text()
         assert "kernel" not in ipxe
+    assert not (site.dir / "http/ks/SN2.cfg").exists()  # its root hash is no longer served
+    assert (site.dir / "http/ks/SN1.cfg").is_file()
     assert render(cli)["files_written"] == 0  # a render does not undo the clear
+    assert not (site.dir / "http/ks/SN2.cfg").exists()
     set_stage(site, "installing", ["SN2"])
     render(cli)
     assert "auto=true" in (site.dir / "tftpboot/pxelinux.cfg/01-52-54-00-00-00-02").read_text()
+    assert (site.dir / "http/ks/SN2.cfg").is_file()  # installing again: it needs it again
 
 
 def test_clear_unknown_serial_and_node_without_mac(site, cli) -> None:

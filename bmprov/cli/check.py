@@ -12,7 +12,8 @@ from bmprov.cli.select import JsonOpt
 @app.command("check")
 def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check the site beyond the config schema: state file, pools, DHCP settings and key,
-    OS profiles and templates. Connects to nothing. Exit 2 if anything would stop a run.
+    OS profiles and templates, and nodes whose OS has no profile. Connects to nothing. Exit 2
+    if anything would stop a run.
     """
     from bmprov.errors import ConfigError  # noqa: PLC0415
     from bmprov.sitecheck import check_site  # noqa: PLC0415

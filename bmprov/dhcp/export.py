@@ -8,6 +8,7 @@ for sites that manage their DHCP server by configuration management.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,10 @@ from bmprov.fsutil import write_if_changed
 from bmprov.store import Store
 
 FORMATS = ("isc", "dnsmasq", "kea")
+ISC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,199}")
+"""A ``host`` name ISC dhcpd 4.4.3 accepts unquoted: it refuses every quoted name ("expecting a
+name for host declaration") and splits names at dots (``a._b`` or ``a..b``: "expecting left
+brace"), so no quotes and no dots."""
 Status = Literal["ok", "missing", "differs", "unexpected"]
 
 
@@ -109,8 +114,22 @@ def write_export(dest: Path, text: str) -> bool:
         raise InputError(f"--output {dest}: cannot write it ({exc.strerror or exc})") from None
 
 
+def isc_host_name(res: Reservation) -> str:
+    """``bmprov-<serial>``: unique, and the same every export (dhcpd never sees two names).
+
+    Serials may hold ``.`` and ``_``; they are escaped as ``_2e`` and ``_5f`` (``_`` only ever
+    starts an escape, so two serials never share a name). A MAC-only reservation is
+    ``bmprov-<mac without colons>``.
+    """
+    raw = res.name or res.mac.replace(":", "")
+    name = "bmprov-" + raw.replace("_", "_5f").replace(".", "_2e")
+    if not ISC_NAME.fullmatch(name):
+        raise InputError(f"{res.name or res.mac}: cannot name it as an ISC dhcpd host ({name!r})")
+    return name
+
+
 def _isc_host(res: Reservation) -> str:
-    lines = [f'host "{res.name or res.mac}" {{', f"  hardware ethernet {res.mac};"]
+    lines = [f"host {isc_host_name(res)} {{", f"  hardware ethernet {res.mac};"]
     lines.append(f"  fixed-address {res.ip};")
     lines += [f"  {s.strip()}" for s in host_statements(res).split(";") if s.strip()]
     body = "\n".join(line if line.endswith(("{", ";")) else line + ";" for line in lines)

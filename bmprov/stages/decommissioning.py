@@ -45,8 +45,7 @@ class DecommissionAction(StageAction):
         failed: dict[int, tuple[str, str]] = {}
         for node in nodes:
             try:
-                writer.local_boot(node)
-                writer.remove_install(node)
+                writer.local_boot(node)  # removes the install file too
             except BmprovError as exc:
                 failed[node.id] = (str(exc), getattr(exc, "step", None) or "local boot")
         backend = ctx.services.dhcp_backend or open_backend(self.settings)

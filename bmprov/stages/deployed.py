@@ -2,9 +2,11 @@
 
 Every per-MAC boot entry of the node (pxelinux, GRUB, iPXE) is switched to local boot — never
 deleted, so the loader cannot fall through to an entry that installs — and a reboot can never
-reinstall the machine by accident. Where the PXE boot device was set persistently
-(``[power] provisioning_persistent = true``), the BMC is also set back to boot from disk; a
-one-time PXE override has already fallen back to the disk by itself.
+reinstall the machine by accident. Its install file (with the root password hash) is then
+removed from the HTTP tree, and ``pxe render`` does not write it again for a deployed node.
+Where the PXE boot device was set persistently (``[power] provisioning_persistent = true``),
+the BMC is also set back to boot from disk; a one-time PXE override has already fallen back
+to the disk by itself.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bmprov.power import boot_from_disk, power_settings
 from bmprov.result import ResultCode
 from bmprov.stages.base import Outcome, StageAction
 
-SWITCHED = "PXE entries switched to local boot"
+SWITCHED = "PXE entries switched to local boot, install file removed"
 
 
 class BootFromDisk(StageAction):

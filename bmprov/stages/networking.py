@@ -2,7 +2,9 @@
 
 Per batch, not per node:
 
-1. every node without a MAC fails at ``allocate`` (a serial-only sheet row cannot PXE-boot);
+1. every node without a MAC fails at ``allocate`` (a serial-only sheet row cannot PXE-boot),
+   and every node whose OS has no profile fails at ``os`` (never installed as another OS;
+   :mod:`bmprov.osprofiles`), before either gets an address;
 2. the batch's addresses are chosen in **one** transaction (:func:`bmprov.ipam.allocate`);
    nodes that already hold one keep it, so a re-run picks up where it stopped;
 3. **one** backend connection reserves every node; each successful reservation is queued to
@@ -26,11 +28,12 @@ from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
 from bmprov.errors import BmprovError
 from bmprov.filejobs import FileJobs, FileResult, FileWriter
 from bmprov.nodes import Node
+from bmprov.osprofiles import site_profiles, unknown_os
 from bmprov.stages.base import ActionContext, Outcome, StageAction
 
 log = logging.getLogger(__name__)
 
-ALLOCATE, RESERVE, RELEASE = "allocate", "reserve", "release"
+ALLOCATE, RESERVE, RELEASE, OS = "allocate", "reserve", "release", "os"
 
 
 @dataclass
@@ -73,9 +76,12 @@ class NetworkingAction(StageAction):
         backend = ctx.services.dhcp_backend or open_backend(settings)
         batch = _Batch()
         ready = []
+        profiles = _profile_names(ctx)
         for node in nodes:
             if node.mac is None:
                 batch.fail(node, ALLOCATE, "no MAC address known yet (serial-only sheet row)")
+            elif node.os and profiles is not None and node.os not in profiles:
+                batch.fail(node, OS, unknown_os(node.os, profiles))
             else:
                 ready.append(node)
         allocation = ipam.allocate(ctx.db, list(settings.pools), ready)
@@ -97,6 +103,14 @@ class NetworkingAction(StageAction):
             _write_defaults(self.writer)
         for node in nodes:
             yield _outcome(node, batch)
+
+
+def _profile_names(ctx: ActionContext) -> set[str] | None:
+    """The site's OS profile names (None: a bad ``[boot.os]``, which the file step reports)."""
+    try:
+        return set(site_profiles(ctx.config)[0])
+    except BmprovError:
+        return None
 
 
 def _write_defaults(writer: NodeFileWriter) -> None:

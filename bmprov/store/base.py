@@ -120,6 +120,10 @@ class Store(ABC):
         """Which of ``serials`` exist."""
 
     @abstractmethod
+    def automated_os(self, stages: Sequence[str]) -> list[tuple[str, str]]:
+        """(serial, OS) of automated nodes in ``stages`` that name an OS, by serial."""
+
+    @abstractmethod
     def history(self, node_id: int) -> list[dict[str, Any]]:
         """A node's stage changes, oldest first (from_stage, to_stage, at, reason, command)."""
 

@@ -103,6 +103,15 @@ class StateDB(Connection, Store):
         rows = self.query(f"SELECT serial FROM nodes WHERE serial IN ({marks})", tuple(serials))
         return {r["serial"] for r in rows}
 
+    def automated_os(self, stages: Sequence[str]) -> list[tuple[str, str]]:
+        """(serial, OS) of automated nodes in ``stages`` that name an OS, by serial."""
+        rows = self.query(
+            "SELECT serial, os FROM nodes WHERE automated = 1 AND os IS NOT NULL AND os != ''"
+            f" AND stage IN ({', '.join('?' * len(stages))}) ORDER BY serial",
+            tuple(stages),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def history(self, node_id: int) -> list[dict[str, Any]]:
         """A node's stage changes, oldest first."""
         rows = self.query(

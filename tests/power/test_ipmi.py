@@ -225,3 +225,32 @@ def test_logout_then_login_again(labbmc, ipmi_sim) -> None:
     assert logout_all(2.0) >= 2
     for bmc in bmcs:  # pyghmi alone would hand back the closed session here
         assert bmc.get_power() in (PowerState.ON, PowerState.OFF)
+
+
+def test_labbmc_answers_a_retransmitted_request_from_its_cache(labbmc) -> None:
+    """A retransmit (same rqSeq, new session sequence number) must not execute twice.
+
+    pyghmi resends an unanswered request after 1.5-2.0 s exactly like this (``_timedout`` →
+    ``send_payload()``); a loaded simulator answering later than that used to power on twice.
+    """
+    labbmc.reset()
+    port = labbmc.ports[2]
+    cmd = driver(port)._command()
+    session = cmd.ipmi_session
+    original = session.send_payload
+
+    def send_twice(payload=(), *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(payload, *args, **kwargs)
+        if payload and session.lastpayload is not None:
+            original()  # what pyghmi's retry timer sends: the same payload again
+
+    session.send_payload = send_twice
+    try:
+        reply = cmd.raw_command(netfn=0, command=2, data=[1])  # chassis control: power up
+    finally:
+        del session.send_payload
+    assert not reply.get("code") and not reply.get("error")
+    counters = labbmc.state()[port]["counters"]
+    assert counters["on"] == 1, counters
+    assert counters["retransmit"] == 1, counters
+    assert driver(port).get_power() == PowerState.ON
