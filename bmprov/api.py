@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bmprov.config import Config
     from bmprov.drivers import BootDevice, PowerAction
-    from bmprov.importer import ImportPlan
+    from bmprov.importing import ImportPlan
     from bmprov.nodes import Node, Selection
     from bmprov.pxe import RenderReport
     from bmprov.result import BatchResult, NodeResult
@@ -101,7 +101,7 @@ class Site:
 
         :raises ValidationFailed: every located problem (``.problems``); nothing written.
         """
-        from bmprov.importer import import_sheet  # noqa: PLC0415
+        from bmprov.importing import import_sheet  # noqa: PLC0415
 
         return import_sheet(
             self.state, self.config, Path(path), sheet=sheet, dry_run=dry_run, command=self.command

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bmprov import bulkcheck, validate
+from bmprov import validate
+from bmprov.importing import bulkcheck
 
 # Cells drawn near the edges of validity: separators, padding, case, newlines, placeholders.
 ALPHABET = "0123456789abcdefABCDEF:-._/ \n\tzZ"

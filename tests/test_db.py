@@ -11,7 +11,7 @@ import pytest
 
 from bmprov import states
 from bmprov.errors import LockedError, StateError
-from bmprov.importer import import_sheet
+from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, list_nodes
 from bmprov.stages import ActionContext

@@ -16,7 +16,7 @@ import pytest
 from bmprov.config import load_config
 from bmprov.dhcp import DhcpSettings
 from bmprov.dhcp.export import server_view
-from bmprov.importer import import_sheet
+from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.netdetect import NetworkSettings
 from bmprov.nodes import Selection, get_node

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmprov.errors import InputError, ValidationFailed
-from bmprov.importer import import_sheet
+from bmprov.importing import import_sheet
 from bmprov.nodes import get_node, list_nodes
 from tests.conftest import SAMPLES, Site, write_csv
 

@@ -10,7 +10,7 @@ import pytest
 
 from bmprov import stages, states
 from bmprov.errors import InputError, TransitionError
-from bmprov.importer import import_sheet
+from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.nodes import Node, Selection, get_node, history, list_nodes
 from bmprov.stages import ActionContext, Outcome, StageAction

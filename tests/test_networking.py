@@ -10,7 +10,7 @@ import pytest
 from bmprov.dhcp import DhcpSettings, ReservationConflict
 from bmprov.dhcp.filestore import FileBackend
 from bmprov.errors import ConfigError, DriverError, StepFailed
-from bmprov.importer import import_sheet
+from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, get_node, list_nodes
 from bmprov.stages import ActionContext, Services

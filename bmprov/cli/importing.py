@@ -28,7 +28,7 @@ def import_cmd(
     Every problem is printed as FILE:ROW:COLUMN: message and nothing is written (exit 2).
     Re-importing the same sheet changes nothing.
     """
-    from bmprov.importer import import_sheet  # noqa: PLC0415
+    from bmprov.importing import import_sheet  # noqa: PLC0415
 
     state = obj(ctx)
     plan = import_sheet(state.db(), state.config(), file, sheet=sheet, dry_run=dry_run)
