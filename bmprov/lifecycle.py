@@ -251,6 +251,13 @@ def _plan(
             plan.enter.append(node)
             if dry_run:
                 report(NodeResult(node.serial, "planned", target, f"{node.stage} → {target}"))
+        elif is_allowed(node.stage, target) and node.stage == st.FAILED:
+            # Not "go back": a failed node is retried only at the stage it failed in.
+            message = (
+                f"failed in {node.failed_stage}; a broad selection retries it only there "
+                f"(name it with --serial to move it to {target})"
+            )
+            report(NodeResult(node.serial, "skipped", node.stage, message))
         elif is_allowed(node.stage, target):
             report(
                 NodeResult(

@@ -142,6 +142,7 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
         )
         return False
     report.written += paths
+    report.unchanged += not paths  # re-rendered to the same bytes: up to date too
     mode = "install" if install else "local boot"
     status = "ok" if paths else "unchanged"
     message = f"{mode}: {len(paths)} file(s) written"
