@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from bmprov import __version__
+from bmprov.cli import helpfmt
 from bmprov.errors import BmprovError, ExitCode, ValidationFailed
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from bmprov.db import StateDB
 
 log = logging.getLogger("bmprov")
+helpfmt.install()
 
 
 class _ErrorBoundary(TyperGroup):
@@ -115,12 +117,20 @@ def root(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="bmprov.toml to use (default: $BMPROV_CONFIG, then ./bmprov.toml).",
             show_default=False,
         ),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="Log to stderr (-vv for debug).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="Log each step to stderr; -vv also each exchange with a peer (debug).",
+        ),
     ] = 0,
     version: Annotated[
         bool,
