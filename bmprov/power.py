@@ -182,6 +182,13 @@ def run_power(
         config.section("bmc"),
     )
     batch = BatchResult(action=request.label + (" (dry run)" if dry_run else ""))
+    log.info(
+        "%s: %d node(s), %d BMC(s) at once, %g s between power-ons",
+        batch.action,
+        len(nodes),
+        settings.concurrency,
+        settings.stagger,
+    )
     if on_total:
         on_total(len(nodes))
     work = partial(_guarded, partial(_one, run))
