@@ -32,12 +32,13 @@ def init_cmd(
 ) -> None:
     """Write a commented starter bmprov.toml (unless present) and create its state file."""
     from bmprov.errors import InputError  # noqa: PLC0415
-    from bmprov.setup_site import init_site  # noqa: PLC0415
+    from bmprov.setup_site import init_site, refuse_overwrite  # noqa: PLC0415
 
     network = None
     if detect:
         if not interface:
             raise InputError("--detect needs --interface IF")
+        refuse_overwrite(directory, detect=True, force=force)
         from bmprov.netdetect import detect as detect_network  # noqa: PLC0415
 
         network = detect_network(interface)
