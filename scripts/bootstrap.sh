@@ -61,8 +61,8 @@ pip_lines() {
       Collecting* | Processing*) n=$((n + 1)); echo "bootstrap       pip $n: ${f[1]##*/}" ;;
       "Requirement already satisfied"*) r=$((r + 1)) ;;
       "Installing collected packages"*)
-        echo "bootstrap       pip: installing $((${#f[@]} - 3)) packages (the longest step)" ;;
-      "Successfully installed"*) echo "bootstrap       pip: installed $((${#f[@]} - 2)) packages" ;;
+        echo "bootstrap       pip: installing $((${#f[@]} - 3)) package(s) (the longest step)" ;;
+      "Successfully installed"*) echo "bootstrap       pip: installed $((${#f[@]} - 2)) package(s)" ;;
     esac
   done
   [ "$r" = 0 ] || echo "bootstrap       pip: $r requirement(s) already installed"

@@ -34,8 +34,11 @@ class Column:
 
 
 def _width(cell: str) -> int:
+    from rich.cells import cell_len  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
+    if "[" not in cell:  # most cells: no markup to parse
+        return max(map(cell_len, cell.split("\n")))
     return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
 
 
