@@ -189,8 +189,16 @@ def advance(
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)
+    log.info("advance → %s: %d node(s) selected", target, len(nodes))
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report)
+    log.info(
+        "advance → %s: %d to move, %d to resume%s",
+        target,
+        len(plan.enter),
+        len(plan.resume),
+        " (dry run: nothing moves)" if dry_run else "",
+    )
     if plan.enter or plan.resume:
         check_actions(ctx, target)
     if on_total:
@@ -244,6 +252,13 @@ def _plan(
             plan.enter.append(node)
             if dry_run:
                 report(NodeResult(node.serial, "planned", target, f"{node.stage} → {target}"))
+        elif is_allowed(node.stage, target) and node.stage == st.FAILED:
+            # Not "go back": a failed node is retried only at the stage it failed in.
+            message = (
+                f"failed in {node.failed_stage}; a broad selection retries it only there "
+                f"(name it with --serial to move it to {target})"
+            )
+            report(NodeResult(node.serial, "skipped", node.stage, message))
         elif is_allowed(node.stage, target):
             report(
                 NodeResult(
@@ -279,6 +294,7 @@ def _enter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn
     if not nodes:
         return
     action = action_for(stage)
+    log.info("entering %s: %d node(s)%s", stage, len(nodes), "" if action else " (no action)")
     if action is None:
         for node in nodes:
             report(NodeResult(node.serial, "ok", stage, f"now {stage}"))
@@ -286,6 +302,7 @@ def _enter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn
     outcomes = _run_action(ctx, action, nodes)
     succeeded = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
+    log.info("%s: %d succeeded, %d failed", stage, len(succeeded), len(failed))
     if failed:
         reasons = {o.node.id: _reason(o) for o in failed}
         move(ctx.db, [o.node for o in failed], st.FAILED, ctx.command, None, stage, reasons)
