@@ -154,6 +154,9 @@ def build_pool(raw: dict[str, Any], where: str, implicit: Iterable[str] = ()) ->
         raise PoolError(f"{where}.subnet: {raw.get('subnet')!r} is not an IPv4 CIDR") from None
     if net.ip != net.network:
         raise PoolError(f"{where}.subnet: {raw['subnet']!r} has host bits set (use {net.cidr})")
+    problem = validate.provisioning_network_problem(str(net.cidr))
+    if problem:
+        raise PoolError(f"{where}.subnet: {net.cidr} {problem}")
     first, last = int(net.first), int(net.last)
     inside = (first + 1, last - 1) if net.prefixlen < 31 else (first, last)
     gateway = _address(raw["gateway"], f"{where}.gateway") if raw.get("gateway") else None

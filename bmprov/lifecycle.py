@@ -91,9 +91,17 @@ def advance(
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)
+    log.info("advance → %s: %d node(s) selected", target, len(nodes))
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report)
     actions = _Actions(ctx)
+    log.info(
+        "advance → %s: %d to move, %d to resume%s",
+        target,
+        len(plan.enter),
+        len(plan.resume),
+        " (dry run: nothing moves)" if dry_run else "",
+    )
     if plan.enter or plan.resume:
         check_actions(actions, target)
     if on_total:
@@ -147,6 +155,13 @@ def _plan(
             plan.enter.append(node)
             if dry_run:
                 report(NodeResult(node.serial, "planned", target, f"{node.stage} → {target}"))
+        elif is_allowed(node.stage, target) and node.stage == st.FAILED:
+            # Not "go back": a failed node is retried only at the stage it failed in.
+            message = (
+                f"failed in {node.failed_stage}; a broad selection retries it only there "
+                f"(name it with --serial to move it to {target})"
+            )
+            report(NodeResult(node.serial, "skipped", node.stage, message))
         elif is_allowed(node.stage, target):
             report(
                 NodeResult(
@@ -183,6 +198,7 @@ def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn)
         return
     ctx = actions.ctx
     action = actions.get(stage)
+    log.info("entering %s: %d node(s)%s", stage, len(nodes), "" if action else " (no action)")
     if action is None:
         for node in nodes:
             report(NodeResult(node.serial, "ok", stage, f"now {stage}"))
@@ -190,6 +206,7 @@ def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn)
     outcomes = _run_action(action, nodes)
     succeeded = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
+    log.info("%s: %d succeeded, %d failed", stage, len(succeeded), len(failed))
     if failed:
         reasons = {o.node.id: _reason(o) for o in failed}
         move(ctx.db, [o.node for o in failed], st.FAILED, ctx.command, None, stage, reasons)

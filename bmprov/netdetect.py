@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from bmprov.errors import InputError
+from bmprov.validate import provisioning_network_problem
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ def detect(interface: str) -> NetworkSettings:
     if not infos:
         raise InputError(f"interface {interface!r} has no IPv4 address")
     iface = ipaddress.ip_interface(f"{infos[0]['local']}/{infos[0]['prefixlen']}")
+    problem = provisioning_network_problem(str(iface.network))
+    if problem:
+        raise InputError(
+            f"interface {interface!r}: its network {iface.network} {problem}; nothing written"
+        )
     gateway = str(iface.ip)
     for route in _ip_json("-4", "route", "show", "default", "dev", interface):
         if route.get("gateway"):

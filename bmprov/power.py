@@ -168,8 +168,8 @@ def run_power(
 ) -> BatchResult:
     """Apply ``request`` to every node; one result each, sorted by serial. Never raises per node.
 
-    ``dry_run`` goes through the fake driver: credentials and addresses are resolved and
-    checked, but no BMC is contacted.
+    ``dry_run`` goes through the fake driver: addresses and drivers are resolved and checked,
+    but no BMC is contacted and no password is read (a dry run needs no secret).
     """
     settings = settings or power_settings(config)
     run = _Run(
@@ -182,6 +182,13 @@ def run_power(
         config.section("bmc"),
     )
     batch = BatchResult(action=request.label + (" (dry run)" if dry_run else ""))
+    log.info(
+        "%s: %d node(s), %d BMC(s) at once, %g s between power-ons",
+        batch.action,
+        len(nodes),
+        settings.concurrency,
+        settings.stagger,
+    )
     if on_total:
         on_total(len(nodes))
     work = partial(_guarded, partial(_one, run))
@@ -215,7 +222,10 @@ def _find_target(run: _Run, node: Node) -> BmcTarget | NodeResult:
     slow = f"node {node.serial}: reading its BMC settings took over {run.drivers.timeout:g} s"
     try:  # bounded too: a password_file on a hung network filesystem must not hang the batch
         target = bounded(
-            lambda: target_for(node, run.store, run.section), run.drivers.timeout, "bmc", slow
+            lambda: target_for(node, run.store, run.section, secrets=not run.dry_run),
+            run.drivers.timeout,
+            "bmc",
+            slow,
         )
     except DeadlineExceeded:
         return NodeResult(node.serial, "failed", node.stage, slow, "bmc")

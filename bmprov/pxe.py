@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
 from bmprov.store import BootRecord, RenderRow, Store
 from bmprov.validate import pxe_mac_name
+
+log = logging.getLogger(__name__)
 
 INSTALL_STAGES = frozenset((st.NETWORKING, st.OS_PROVISIONING, st.INSTALLING))
 _MAC_FILE = re.compile(r"(?:grub\.cfg-)?01-((?:[0-9a-f]{2}-){5}[0-9a-f]{2})")
@@ -112,6 +115,12 @@ def render_all(
             updates.append((row.id, new, cleared))
     _save(db, updates)
     _sync(report.written)
+    log.info(
+        "pxe render: %d node(s) with a MAC, %d file(s) written, %d up to date",
+        sum(1 for row in rows if row.macs),
+        len(report.written),
+        report.unchanged,
+    )
     if prune:
         known = {m for row in rows for m in row.macs}
         report.stale = stale_files(writer.settings, known, {row.serial for row in rows})
@@ -136,6 +145,7 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
         )
         return False
     report.written += paths
+    report.unchanged += not paths  # re-rendered to the same bytes: up to date too
     mode = "install" if install else "local boot"
     status = "ok" if paths else "unchanged"
     message = f"{mode}: {len(paths)} file(s) written"

@@ -6,12 +6,15 @@ A batch never stops at the first failure: every node gets a :class:`NodeResult`,
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from bmprov.errors import ExitCode
+
+log = logging.getLogger(__name__)
 
 Status = Literal["ok", "failed", "skipped", "unchanged", "planned"]
 
@@ -48,8 +51,16 @@ class BatchResult:
     results: list[NodeResult] = field(default_factory=list)
 
     def add(self, result: NodeResult) -> None:
-        """Record one node's result."""
+        """Record one node's result (logged at INFO: ``-v`` follows a batch node by node)."""
         self.results.append(result)
+        log.info(
+            "%s: %s %s%s: %s",
+            self.action,
+            result.serial,
+            result.status,
+            f" at {result.step}" if result.step else "",
+            result.message,
+        )
 
     @property
     def failed(self) -> list[NodeResult]:

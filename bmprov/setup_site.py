@@ -46,6 +46,14 @@ def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "e
     )
 
 
+def refuse_overwrite(directory: Path, *, detect: bool, force: bool) -> None:
+    """:class:`InputError` when ``--detect`` would overwrite an existing config without --force
+    (checked before the interface is read: the first thing to tell the operator)."""
+    config_path = directory / CONFIG_NAME
+    if config_path.exists() and not force and detect:
+        raise InputError(f"{config_path} exists; pass --force to overwrite it with --detect")
+
+
 def init_site(
     directory: Path, network: NetworkSettings | None = None, *, force: bool = False
 ) -> InitResult:
@@ -56,8 +64,7 @@ def init_site(
     _make_dir(directory)
     config_path = directory / CONFIG_NAME
     created = False
-    if config_path.exists() and not force and network is not None:
-        raise InputError(f"{config_path} exists; pass --force to overwrite it with --detect")
+    refuse_overwrite(directory, detect=network is not None, force=force)
     if not config_path.exists() or force:
         text = starter_config(network or DEFAULT_NETWORK)
         parse_config(config_path.resolve(), text)  # the starter must itself be valid

@@ -208,3 +208,29 @@ def bmc_type(value: str) -> str:
 
 
 Validator = Callable[[str], object]
+
+
+WIDEST_PROVISIONING_PREFIX = 9
+"""A /8 (16.7 M addresses) or wider is a mistake for one provisioning network (a /16 holds
+65,534 machines), the usual sign of a loopback or ``10.0.0.0/8`` copied from somewhere."""
+
+
+def provisioning_network_problem(subnet: str) -> str | None:
+    """Why ``subnet`` (IPv4 CIDR) cannot be a provisioning network, or None when it can."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    if not isinstance(net, ipaddress.IPv4Network):
+        return "is not IPv4"
+    if net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+        return (
+            "is loopback: no other machine can reach it (use the interface on the servers' network)"
+        )
+    if net.subnet_of(ipaddress.IPv4Network("169.254.0.0/16")):
+        return "is link-local (169.254/16): addresses a host gives itself, never a DHCP pool"
+    if net.is_multicast or net.is_reserved or net.subnet_of(ipaddress.IPv4Network("0.0.0.0/8")):
+        return "is not a unicast network (multicast, reserved or 0.0.0.0/8)"
+    if net.prefixlen < WIDEST_PROVISIONING_PREFIX:
+        return (
+            f"is /{net.prefixlen}, {net.num_addresses:,} addresses: far too wide for one "
+            "provisioning network (give its real subnet, e.g. a /24 or /16)"
+        )
+    return None

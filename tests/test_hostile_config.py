@@ -273,7 +273,10 @@ def test_bmc_password_file_problems_fail_the_node_not_the_run(
         "serial,mac,bmc_address,bmc_type,notes\nSN1,52:54:00:00:00:01,127.0.0.1:1,ipmi,x\n"
     )
     cli("import", sheet)
-    run = cli("power", "status", "--serial", "SN1", "--dry-run", "--json")
+    # A dry run reads no password (issue 9): it plans; the real run reads it and fails the
+    # node at its BMC step, before anything is sent to 127.0.0.1:1.
+    assert cli("power", "status", "--serial", "SN1", "--dry-run", "--json").exit_code == 0
+    run = cli("power", "status", "--serial", "SN1", "--json")
     assert run.exit_code == 1
     reason = {"missing": "No such file", "empty": "the file is empty", "directory": "directory"}
     assert f"file {pw}" in run.stdout and reason[kind] in run.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import time
@@ -72,6 +73,24 @@ def test_add_is_idempotent_and_read_back(server) -> None:
         assert backend.lookup("02:31:00:00:01:10") is None
     finally:
         backend.close()
+
+
+def test_debug_log_shows_each_exchange_never_the_key(server, caplog) -> None:
+    topo, secret = server
+    caplog.set_level("DEBUG", logger="bmprov")
+    backend = connect(topo, settings(secret))
+    try:
+        backend.add(res("02:31:00:00:01:18", f"10.231.{NET}.18", "SN18"))
+        backend.add(res("02:31:00:00:01:18", f"10.231.{NET}.18", "SN18"))  # refused, looked up
+        backend.remove("02:31:00:00:01:18")
+    finally:
+        backend.close()
+    text = caplog.text
+    assert "dhcpd OMAPI" in text and "add 02:31:00:00:01:18: done" in text
+    assert "lookup" in text
+    assert secret not in text
+    raw = base64.b64decode(secret)
+    assert raw.hex() not in text and repr(raw) not in text
 
 
 def test_same_mac_other_ip_is_a_conflict_never_overwritten(server) -> None:

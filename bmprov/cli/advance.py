@@ -18,7 +18,10 @@ def advance_cmd(
     stage: Annotated[
         str,
         typer.Option(
-            "--stage", help="Target stage, e.g. mounting, networking.", show_default=False
+            "--stage",
+            help="Target stage: purchasing, mounting, networking, os_provisioning, installing, "
+            "deployed, decommissioning, wiping, retired (or failed, discovery).",
+            show_default=False,
         ),
     ],
     serial: SerialOpt = None,
@@ -33,6 +36,12 @@ def advance_cmd(
 
     Nodes that cannot make the move are skipped (failed, when named with --serial); a node
     whose action fails goes to [bold]failed[/] and the batch goes on. Exit 1 if any node failed.
+
+    The lifecycle: purchasing → mounting → networking → os_provisioning → installing →
+    deployed → decommissioning → wiping → retired. Entering networking allocates the IP,
+    reserves it in DHCP and writes boot and install files, then moves on to os_provisioning;
+    decommissioning undoes that and moves on to wiping. Broad selections (--all, --rack...)
+    only move nodes forward; going back needs --serial.
     """
     from bmprov.lifecycle import advance  # noqa: PLC0415
     from bmprov.stages import ActionContext  # noqa: PLC0415

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from bmprov import __version__
+from bmprov.cli import helpfmt
 from bmprov.errors import BmprovError, ExitCode, ValidationFailed
 
 if TYPE_CHECKING:
@@ -19,29 +20,66 @@ if TYPE_CHECKING:
     from bmprov.store import StateDB
 
 log = logging.getLogger("bmprov")
+helpfmt.install()
+
+
+JSON_WANTED = "bmprov_json"
+"""``ctx.meta`` key: the command line asked for ``--json``."""
+JSON_PRINTED = "bmprov_json_printed"
+"""``ctx.meta`` key: the command already printed its JSON document before failing."""
 
 
 class _ErrorBoundary(TyperGroup):
-    """Root group: turns every :class:`BmprovError` into ``Error: …`` and its exit code."""
+    """Root group: turns every :class:`BmprovError` into ``Error: …`` and its exit code.
+
+    With ``--json`` a failure is a JSON document on stdout too (the message stays on stderr),
+    so a script reading stdout always gets one document, whatever happened.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[JSON_WANTED] = "--json" in args
+        result: list[str] = super().parse_args(ctx, args)
+        return result
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except BmprovError as exc:
             report_error(exc)
+            _json_failure(ctx, str(exc), int(exc.exit_code), getattr(exc, "problems", []))
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("bmprov: interrupted", err=True)
+            _json_failure(ctx, "interrupted", 130)
             raise typer.Exit(130) from None
         except Exception as exc:
             if _is_framework(exc):  # exits, usage errors: the framework prints them
+                if hasattr(exc, "format_message"):  # a usage error (exit 2)
+                    _json_failure(ctx, exc.format_message(), int(ExitCode.BAD_INPUT))
                 raise
             log.debug("internal error", exc_info=True)  # a bug: traceback only with -vv
-            typer.echo(
-                f"bmprov: internal error: {type(exc).__name__}: {exc} (run with -vv for details)",
-                err=True,
-            )
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            typer.echo(f"bmprov: {message} (run with -vv for details)", err=True)
+            _json_failure(ctx, message, int(ExitCode.FAILED))
             raise typer.Exit(int(ExitCode.FAILED)) from None
+
+
+def _json_failure(ctx: Any, message: str, exit_code: int, problems: Any = ()) -> None:
+    """With ``--json`` (and no document printed yet): the failure as one JSON document."""
+    if not ctx.meta.get(JSON_WANTED) or ctx.meta.get(JSON_PRINTED):
+        return
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from bmprov.cli.output import print_json  # noqa: PLC0415
+
+    doc = {"ok": False, "exit_code": exit_code, "error": message}
+    doc["problems"] = [asdict(p) for p in problems]
+    print_json(doc)
+
+
+def json_printed(ctx: typer.Context) -> None:
+    """Note that this command printed its JSON document (a failure after it prints no other)."""
+    ctx.meta[JSON_PRINTED] = True
 
 
 def _is_framework(exc: BaseException) -> bool:
@@ -115,12 +153,20 @@ def root(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="bmprov.toml to use (default: $BMPROV_CONFIG, then ./bmprov.toml).",
             show_default=False,
         ),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="Log to stderr (-vv for debug).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="Log each step to stderr; -vv also each exchange with a peer (debug).",
+        ),
     ] = 0,
     version: Annotated[
         bool,
@@ -137,12 +183,27 @@ def root(
     ctx.call_on_close(state.close)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (not the one at set-up: in-process runs and
+    tests swap it per command)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        del value
+
+
 def _setup_logging(verbose: int) -> None:
+    """``-v``: each step of a batch and each node's result (INFO); ``-vv``: each exchange
+    with a peer too (DHCP server, BMC: DEBUG). Secrets never reach a log call."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root_logger = logging.getLogger("bmprov")
     root_logger.setLevel(level)
-    if not root_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in root_logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root_logger.addHandler(handler)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from bmprov.cli import output
-from bmprov.cli.app import app, obj
+from bmprov.cli.app import app, json_printed, obj
 from bmprov.cli.select import JsonOpt
 
 
@@ -30,6 +30,7 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 "checks": [{"name": r.name, "ok": r.ok, "problem": r.problem} for r in results],
             }
         )
+        json_printed(ctx)
     else:
         out = output.console()
         for r in results:

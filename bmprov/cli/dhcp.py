@@ -32,22 +32,23 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             {"backend": settings.backend, "reservations": [r.to_dict() for r in rows]}
         )
         raise typer.Exit(1 if bad else 0)
-    from rich.table import Table  # noqa: PLC0415
+    from bmprov.cli.tables import Column, print_table  # noqa: PLC0415
 
-    table = Table(title=f"DHCP reservations ({settings.backend})")
-    for col in ("serial", "mac", "expected ip", "server ip", "status"):
-        table.add_column(col, no_wrap=True)
-    for r in rows:
-        style = STATUS_STYLE[r.status]
-        table.add_row(
+    cells = [
+        [
             output._cell(r.serial) or "[dim]—[/]",
             r.mac,
             r.expected_ip or "[dim]—[/]",
             r.server_ip or "[dim]—[/]",
-            f"[{style}]{r.status}[/]",
-        )
+            f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
+        ]
+        for r in rows
+    ]
+    names = ("serial", "mac", "expected ip", "server ip", "status")
     out = output.console()
-    out.print(table)
+    print_table(
+        out, [Column(n, key=True) for n in names], cells, f"DHCP reservations ({settings.backend})"
+    )
     out.print(f"{len(rows)} reservation(s), {len(bad)} not as expected")
     raise typer.Exit(1 if bad else 0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,8 @@ import typer
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
 from bmprov.cli.select import DryRunOpt, JsonOpt
+
+log = logging.getLogger(__name__)
 
 
 @app.command("import")
@@ -31,7 +34,16 @@ def import_cmd(
     from bmprov.importing import import_sheet  # noqa: PLC0415
 
     state = obj(ctx)
+    log.info("import %s: reading and checking every row", file)
     plan = import_sheet(state.db(), state.config(), file, sheet=sheet, dry_run=dry_run)
+    log.info(
+        "import %s: %d new, %d changed, %d unchanged%s",
+        file,
+        len(plan.new),
+        len(plan.changed),
+        len(plan.unchanged),
+        " (dry run: nothing written)" if dry_run else "",
+    )
     if as_json:
         output.print_json(plan.to_dict(dry_run))
         return

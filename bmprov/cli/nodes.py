@@ -75,17 +75,18 @@ def history_cmd(
     if as_json:
         output.print_json(rows)
         return
-    from rich.table import Table  # noqa: PLC0415
+    from bmprov.cli.tables import Column, print_table  # noqa: PLC0415
 
-    table = Table(title=f"history of {serial}")
-    for col in ("at", "from", "to", "reason", "command"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["at"],
+    columns = [Column(c, key=True) for c in ("at", "from", "to")]
+    columns += [Column("reason"), Column("command", drop=1)]
+    cells = [
+        [
+            output._cell(r["at"]),
             output._cell(r["from_stage"]) or "—",
-            r["to_stage"],
+            output._cell(r["to_stage"]),
             output._cell(r["reason"]),
             output._cell(r["command"]),
-        )
-    output.console().print(table)
+        ]
+        for r in rows
+    ]
+    print_table(output.console(), columns, cells, f"history of {output._cell(serial)}")

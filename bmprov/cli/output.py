@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -28,8 +30,10 @@ def console(stderr: bool = False) -> Console:
     from rich.console import Console  # noqa: PLC0415
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 160  # pipes and logs: do not squeeze tables to 80
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    # Pipes and logs: do not squeeze tables to 80; $COLUMNS (which rich reads) still rules.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    # emoji=False: a value such as "power:on:" must print as written, not as an emoji.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width, emoji=False)
 
 
 def print_json(data: Any) -> None:
@@ -45,44 +49,59 @@ def _cell(value: object) -> str:
 
 def nodes_table(nodes: list[Node], title: str | None = None) -> None:
     """A table of nodes: serial, stage, MAC, IP, hostname, model, OS, rack/unit."""
-    from rich.table import Table  # noqa: PLC0415
+    from bmprov.cli.tables import Column, print_table  # noqa: PLC0415
 
-    table = Table(title=title, show_lines=False)
-    for col in ("serial", "stage", "mac", "ip", "hostname", "model", "os", "rack", "unit"):
-        table.add_column(col, no_wrap=col in ("serial", "mac", "ip"))
+    columns = [
+        Column("serial", key=True),
+        Column("stage", key=True),
+        Column("mac", key=True),
+        Column("ip", key=True),
+        Column("hostname"),
+        Column("model", drop=4),
+        Column("os", drop=3),
+        Column("rack", drop=2),
+        Column("unit", drop=1),
+    ]
+    rows = []
     for n in nodes:
         stage = n.stage if n.stage != "failed" else f"[red]failed[/] ({_cell(n.failed_stage)})"
-        table.add_row(
-            _cell(n.serial),
-            stage,
-            _cell(n.mac) or "[dim]—[/]",
-            _cell(n.ip),
-            _cell(n.hostname),
-            _cell(n.model),
-            _cell(n.os),
-            _cell(n.rack),
-            _cell(n.unit),
+        rows.append(
+            [
+                _cell(n.serial),
+                stage,
+                _cell(n.mac) or "[dim]—[/]",
+                _cell(n.ip),
+                _cell(n.hostname),
+                _cell(n.model),
+                _cell(n.os),
+                _cell(n.rack),
+                _cell(n.unit),
+            ]
         )
-    console().print(table)
+    print_table(console(), columns, rows, title)
 
 
 def batch_table(batch: BatchResult, title: str | None = None) -> None:
-    """Per-node results of a batch, then a one-line summary."""
-    from rich.table import Table  # noqa: PLC0415
+    """Per-node results of a batch, a message shared by several nodes once below, a summary."""
+    from bmprov.cli.tables import Column, print_table, shared_messages  # noqa: PLC0415
 
     out = console()
     if batch.results:
-        table = Table(title=title)
-        for col in ("serial", "result", "stage", "message"):
-            table.add_column(col, overflow="fold")
+        notes = shared_messages([r.message or "" for r in batch.results])
+        rows = []
         for r in batch.results:
             style = STATUS_STYLE.get(r.status, "")
-            table.add_row(
-                _cell(r.serial), f"[{style}]{r.status}[/]", _cell(r.stage), _cell(r.message)
-            )
-        out.print(table)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(batch.counts().items()))
-    out.print(f"{batch.action}: {counts or 'nothing to do'}")
+            note = notes.get(r.message or "")
+            message = f"[dim]see note {note}[/]" if note else _cell(r.message)
+            rows.append([_cell(r.serial), f"[{style}]{r.status}[/]", _cell(r.stage), message])
+        columns = [Column("serial", key=True), Column("result", key=True)]
+        columns += [Column("stage", key=True), Column("message")]
+        print_table(out, columns, rows, title)
+        counts = Counter(r.message for r in batch.results)
+        for message, note in notes.items():
+            out.print(f"note {note} ({counts[message]} nodes): {_cell(message)}")
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(batch.counts().items()))
+    out.print(f"{_cell(batch.action)}: {summary or 'nothing to do'}")
 
 
 @contextmanager

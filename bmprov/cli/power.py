@@ -30,7 +30,7 @@ PersistentOpt = Annotated[
 UefiOpt = Annotated[
     bool | None,
     typer.Option(
-        "--uefi/--legacy", help="Boot mode to request (default: [bmc] uefi).", show_default=False
+        "--uefi/--legacy", help=r"Boot mode to request (default: \[bmc] uefi).", show_default=False
     ),
 ]
 ConcurrencyOpt = Annotated[
@@ -38,7 +38,8 @@ ConcurrencyOpt = Annotated[
     typer.Option(
         "--concurrency",
         min=1,
-        help="BMCs at once (default: [power] concurrency).",
+        help=r"BMCs at once (default: \[power] concurrency).",
+        metavar="N",
         show_default=False,
     ),
 ]
@@ -47,7 +48,8 @@ StaggerOpt = Annotated[
     typer.Option(
         "--stagger",
         min=0.0,
-        help="Seconds between two power-ons (default: [power] stagger).",
+        help=r"Seconds between two power-ons (default: \[power] stagger).",
+        metavar="SECONDS",
         show_default=False,
     ),
 ]

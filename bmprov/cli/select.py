@@ -14,7 +14,9 @@ SerialOpt = Annotated[
 ]
 FromOpt = Annotated[
     str | None,
-    typer.Option("--from", help="Only nodes currently in this stage.", show_default=False),
+    typer.Option(
+        "--from", help="Only nodes currently in this stage.", show_default=False, metavar="STAGE"
+    ),
 ]
 RackOpt = Annotated[
     str | None, typer.Option("--rack", help="Only nodes in this rack.", show_default=False)

@@ -10,6 +10,7 @@ config (``dhcp-boot``, ``dhcp-match``) instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -18,6 +19,8 @@ from bmprov.dhcp import DhcpSettings, Reservation, ReservationRefused
 from bmprov.dhcp.table import TableBackend
 from bmprov.errors import DriverError
 from bmprov.fsutil import write_if_changed
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".conf"
 
@@ -115,6 +118,7 @@ class DnsmasqBackend(TableBackend):
         path = self.settings.config.resolve(pidfile)
         try:
             pid = int(path.read_text().split()[0])
+            log.debug("%s: SIGHUP to dnsmasq pid %d (removals take effect)", self.where, pid)
             os.kill(pid, signal.SIGHUP)
         except (OSError, ValueError, IndexError) as exc:
             raise DriverError(f"cannot signal dnsmasq (pidfile {path}): {exc}") from None

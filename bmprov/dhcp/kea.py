@@ -9,6 +9,7 @@ put back so the file always matches what Kea runs. ``config-get`` then reads the
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from bmprov.dhcp.table import TableBackend
 from bmprov.errors import DriverError
 from bmprov.fsutil import atomic_write
 from bmprov.ipam import ip_to_int
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -185,6 +188,8 @@ class KeaBackend(TableBackend):
             raise DriverError(f"{where} is unreachable: {exc.strerror or exc}") from None
         if isinstance(reply, list):
             reply = reply[0] if reply else {}
+        result = reply.get("result") if isinstance(reply, dict) else None
+        log.debug("%s: %s → result %s", where, name, result)
         if not isinstance(reply, dict) or reply.get("result") != 0:
             text = reply.get("text") if isinstance(reply, dict) else reply
             raise DriverError(f"{where}: {name} failed: {text}")

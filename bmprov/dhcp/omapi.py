@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import itertools
+import logging
 import os
 import secrets
 from collections import deque
@@ -40,6 +41,8 @@ from bmprov.dhcp.omapi_wire import (
 )
 from bmprov.errors import BmprovError, ConfigError, DriverError
 from bmprov.secret import Secret
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
@@ -155,8 +158,9 @@ class OmapiBackend(DhcpBackend):
         if self._conn is None:
             raise DriverError(f"{self.where}: not connected")
         try:
-            return fn()
+            answer = fn()
         except omapi.OmapiErrorNotFound as exc:
+            log.debug("%s: %s: not found", self.where, doing)
             raise DriverError(f"{self.where}: not found") from exc
         except (omapi.OmapiError, ValueError) as exc:
             error = self._translate(exc, doing)
@@ -167,6 +171,8 @@ class OmapiBackend(DhcpBackend):
         except Exception as exc:  # socket errors: the connection is gone
             self._broken = self._translate(exc, doing)
             raise self._broken from exc
+        log.debug("%s: %s: done", self.where, doing)  # never the key: only what was asked
+        return answer
 
     def _add(self, res: Reservation) -> bool:
         flight = self._flight(res)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Iterable
 
@@ -13,6 +14,8 @@ from bmprov.dhcp import (
     owners_by_ip,
     sort_key,
 )
+
+log = logging.getLogger(__name__)
 
 
 def conflict(where: str, have: Reservation, want: Reservation) -> ReservationConflict:
@@ -48,6 +51,7 @@ class TableBackend(DhcpBackend):
     def open(self) -> None:
         """Load the table once per batch."""
         self._table = {r.mac: r for r in self._load()}
+        log.debug("%s: %d reservation(s) loaded", self.where, len(self._table))
         self._dirty = False
         self.claim(owners_by_ip(self._table.values()))
 
@@ -82,5 +86,6 @@ class TableBackend(DhcpBackend):
     def commit(self) -> None:
         """Write and apply the table if anything changed."""
         if self._dirty:
+            log.debug("%s: writing %d reservation(s)", self.where, len(self._table))
             self._save(self.list())
             self._dirty = False

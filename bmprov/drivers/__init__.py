@@ -78,8 +78,12 @@ def driver_name(node: Node, store: CredentialStore) -> str:
     return str(configured) if configured else "ipmi"
 
 
-def target_for(node: Node, store: CredentialStore, section: dict[str, Any]) -> BmcTarget | None:
+def target_for(
+    node: Node, store: CredentialStore, section: dict[str, Any], *, secrets: bool = True
+) -> BmcTarget | None:
     """Where and how to reach ``node``'s BMC; None if it has none (manual power-on).
+
+    ``secrets=False`` (a dry run) leaves the password unread: planning needs no secret.
 
     :raises DriverError: the node names a driver but lacks what it needs (address, MAC).
     :raises ConfigError: unknown driver, or its credentials are not configured.
@@ -95,7 +99,7 @@ def target_for(node: Node, store: CredentialStore, section: dict[str, Any]) -> B
     host, port = split_address(node.bmc_address)
     merged = store.settings(node)
     port = port or merged.port or cls.default_port
-    credentials = store.credentials(node) if cls.needs_credentials else None
+    credentials = store.credentials(node) if cls.needs_credentials and secrets else None
     return BmcTarget(node.serial, name, host, port, credentials, node.mac)
 
 

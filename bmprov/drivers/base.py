@@ -228,15 +228,22 @@ class PowerDriver(ABC):
 
     def _bounded(self, what: str, call: Callable[[], T]) -> T:
         timeout = f"{what}: no answer within {self.settings.timeout:g} s (hard deadline)"
+        peer = f"{self.target.node}: BMC {self.target.where} ({self.target.driver})"
+        log.debug("%s: %s", peer, what)
+        started = time.monotonic()
         try:
-            return bounded(call, self.settings.timeout, what, str(self.error(timeout)))
+            answer = bounded(call, self.settings.timeout, what, str(self.error(timeout)))
         except DeadlineExceeded:
+            log.debug("%s: %s: no answer in %.3f s", peer, what, time.monotonic() - started)
             raise self.error(timeout) from None
-        except DriverError:
+        except DriverError as exc:
+            log.debug("%s: %s: %s", peer, what, exc)
             raise
         except Exception as exc:  # a library failure we did not map: still name the BMC
             log.debug("%s: %s failed", self.target.node, what, exc_info=True)
             raise self.error(f"{what}: {self._describe(exc)}") from None
+        log.debug("%s: %s → %s (%.3f s)", peer, what, answer, time.monotonic() - started)
+        return answer
 
     def _describe(self, exc: BaseException) -> str:
         """One line for a library exception this driver did not map itself."""

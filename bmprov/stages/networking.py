@@ -85,6 +85,12 @@ class NetworkingAction(StageAction):
             else:
                 ready.append(node)
         allocation = ipam.allocate(ctx.db, list(settings.pools), ready)
+        log.info(
+            "networking: allocate: %d address(es) for %d node(s) with a MAC, %d refused",
+            len(allocation.ips),
+            len(ready),
+            len(allocation.errors),
+        )
         for node in ready:
             if node.id in allocation.errors:
                 batch.fail(node, ALLOCATE, allocation.errors[node.id])
@@ -146,6 +152,7 @@ def _reserve_and_write(
                 wanted.append((node, _reservation(settings, node, batch.ips[node.id])))
             except BmprovError as exc:
                 batch.fail(node, RESERVE, str(exc))
+        log.info("networking: reserve: %d reservation(s) on %s", len(wanted), settings.backend)
         results = backend.add_many(res for _, res in wanted)
         for (node, _), (res, error) in zip(wanted, results, strict=True):
             if error is not None:
@@ -156,6 +163,7 @@ def _reserve_and_write(
         failure = _commit(backend)
     finally:
         batch.files = files.results()
+        log.info("networking: files: boot and install files for %d node(s)", len(batch.files))
         backend.close()
     if failure is not None:
         _undo_batch(todo, batch, failure)

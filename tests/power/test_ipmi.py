@@ -208,6 +208,9 @@ def test_cli_against_labbmc_never_leaks_the_password(cli, site, monkeypatch, lab
     assert run.exit_code == 1
     assert "wrong password for user 'admin'" in run.stdout
     assert labbmc.state()[labbmc.ports[0]]["bootdev"] == "network"
+    # -vv logs each exchange with the BMC (so the grep below reads real log lines)
+    assert "DEBUG bmprov.drivers.base: good: BMC 127.0.0.1" in run.stderr
+    assert "INFO bmprov.result: power:cycle: bad failed" in run.stderr
     as_json = cli("-vv", "power", "status", "--all", "--json")
     for text in (run.stdout, run.stderr, as_json.stdout, as_json.stderr):
         assert secret not in text

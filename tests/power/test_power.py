@@ -265,6 +265,18 @@ def test_cli_boot_and_off_and_dry_run(cli, fake_site, monkeypatch) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_dry_run_needs_no_bmc_password(cli, fake_site, monkeypatch) -> None:
+    monkeypatch.delenv("BMPROV_TEST_BMC_PASSWORD")
+    text = fake_site.config_path.read_text().replace('driver = "fake"', 'driver = "ipmi"')
+    fake_site.config_path.write_text(text)
+    run = cli("power", "cycle", "--bootdev", "pxe", "--all", "--dry-run", "--json")
+    assert run.exit_code == 0, run.stdout
+    assert json.loads(run.stdout)["counts"] == {"planned": 3, "skipped": 1}
+    real = cli("power", "cycle", "-s", "n01", "--json")  # the real run still needs it
+    assert real.exit_code == 1
+    assert "not set" in json.loads(real.stdout)["results"][0]["message"]
+
+
 def test_cli_needs_a_selection(cli, fake_site) -> None:
     run = cli("power", "status")
     assert run.exit_code == 2
