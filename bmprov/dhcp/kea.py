@@ -99,6 +99,16 @@ class KeaBackend(TableBackend):
         return self.settings.path("kea", "socket")
 
     @property
+    def table_path(self) -> Path:
+        """Rewritten whole on commit."""
+        return self.config_path
+
+    @property
+    def lock_path(self) -> Path:
+        """``.kea-dhcp4.conf.lock`` beside the config (Kea ignores it)."""
+        return self.config_path.with_name(f".{self.config_path.name}.lock")
+
+    @property
     def where(self) -> str:
         """This backend in messages."""
         return f"Kea ({self.config_path})"
