@@ -29,6 +29,7 @@ from bmprov.errors import BmprovError
 from bmprov.filejobs import FileJobs, FileResult
 from bmprov.lifecycle import ActionContext, Outcome, StageAction, register_action
 from bmprov.nodes import Node
+from bmprov.pxe import clean_temps
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +97,15 @@ class NetworkingAction(StageAction):
 
 def _write_defaults(ctx: ActionContext) -> None:
     """The loaders' fallback files (local boot, iPXE's boot.ipxe), so a site that never ran
-    `bmprov pxe render` still boots unknown machines to disk. Unchanged files are not rewritten;
-    a failure here is logged, not charged to the nodes (their own entries are in place)."""
+    `bmprov pxe render` still boots unknown machines to disk, and no dead run's temp file.
+    Unchanged files are not rewritten; a failure here is logged, not charged to the nodes
+    (their own entries are in place)."""
     from bmprov.bootfiles import NodeFileWriter  # noqa: PLC0415
 
     try:
-        NodeFileWriter(ctx.config).write_defaults()
+        writer = NodeFileWriter(ctx.config)
+        clean_temps(writer.settings)  # what a killed run left between linkat and rename
+        writer.write_defaults()
     except BmprovError as exc:
         log.warning("default boot files not written: %s", exc)
 

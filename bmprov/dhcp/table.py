@@ -24,6 +24,7 @@ from bmprov.dhcp import (
 )
 from bmprov.errors import DriverError
 from bmprov.filelock import FileLock
+from bmprov.fsutil import remove_stale_temps
 
 Signature = tuple[int, int, int] | None
 """(inode, size, mtime in ns) of the table file; None if it does not exist."""
@@ -77,6 +78,7 @@ class TableBackend(DhcpBackend):
         self._lock = FileLock(self.lock_path, timeout, self.where)
         self._lock.acquire()
         try:
+            remove_stale_temps([self.lock_path.parent])  # a killed batch's, under the lock
             self._read_as = self._signature()
             self._table = {r.mac: r for r in self._load()}
         except BaseException:
