@@ -1,0 +1,162 @@
+"""Faults that lost data (issue 8), with the file backend: concurrent batches, kill -9, temps.
+
+The process-level tests run real ``bmprov`` processes (tests/faults.py); the others pin each
+mechanism on its own: the store lock, the edit-by-another-program check, dead writers' temps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bmprov import fsutil
+from bmprov.dhcp import DhcpSettings, Reservation, open_backend
+from bmprov.errors import DriverError
+from tests import faults
+
+RES_A = Reservation("02:31:00:00:07:01", "10.20.0.7")
+RES_B = Reservation("02:31:00:00:07:02", "10.20.0.8")
+
+
+def held_in_file(site) -> list[tuple[str, str]]:
+    doc = json.loads((site.dir / "dhcp-reservations.json").read_text())
+    return [(r["mac"], r["ip"]) for r in doc["reservations"]]
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_second_batch_waits_for_the_first_and_reads_its_result(site) -> None:
+    settings = DhcpSettings.from_config(site.config)
+    first = open_backend(settings)
+    first.open()
+    first.add(RES_A)
+    second_saw: list[list[Reservation]] = []
+
+    def second() -> None:
+        with open_backend(settings) as backend:
+            second_saw.append(backend.list())
+            backend.add(RES_B)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.2)
+    assert second_saw == []  # blocked on the lock, not reading a stale table
+    first.commit()
+    first.close()
+    thread.join(5)
+    assert [r.mac for r in second_saw[0]] == [RES_A.mac]
+    assert sorted(held_in_file(site)) == [(RES_A.mac, RES_A.ip), (RES_B.mac, RES_B.ip)]
+
+
+def test_a_lock_held_past_state_timeout_is_a_clear_error(site) -> None:
+    site.config_path.write_text("state_timeout = 0.2\n" + site.config_path.read_text())
+    with open_backend(DhcpSettings.from_config(site.config)):
+        waiting = open_backend(DhcpSettings.from_config(site.config))
+        with pytest.raises(DriverError, match="another bmprov has been changing reservations"):
+            waiting.open()
+    with open_backend(DhcpSettings.from_config(site.config)) as backend:  # released
+        assert backend.list() == []
+
+
+def test_another_program_editing_the_file_meanwhile_is_never_overwritten(site) -> None:
+    path = site.dir / "dhcp-reservations.json"
+    backend = open_backend(DhcpSettings.from_config(site.config))
+    backend.open()
+    backend.add(RES_A)
+    edit = '{"reservations": [{"mac": "02:31:00:00:07:09", "ip": "10.20.0.9"}]}\n'
+    path.write_text(edit)  # an operator's editor: no lock taken
+    with pytest.raises(DriverError, match="changed by another program while this batch ran"):
+        backend.commit()
+    backend.close()
+    assert path.read_text() == edit
+
+
+def test_dead_writers_temps_are_removed_live_ones_kept(site, cli) -> None:
+    http = site.dir / "http"
+    http.mkdir(exist_ok=True)
+    dead = http / f".boot.ipxe.{dead_pid()}.tmp"
+    dead_random = http / "ipxe" / f".mac-02-31-00-00-00-01.ipxe.{dead_pid()}.0a1b2c3d.tmp"
+    live = http / f".boot.ipxe.{os.getppid()}.tmp"
+    for path in (dead, dead_random, live):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("#!ipxe\n")
+    run = cli("pxe", "render", "--prune", "--json")
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["stale"] == []  # never listed as a stale boot file
+    assert faults.temp_files(site.dir) == [live]
+
+
+def test_named_temp_fallback_writes_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(fsutil, "UNNAMED_TEMPS", False)
+    target = tmp_path / "boot.ipxe"
+    (tmp_path / f".boot.ipxe.{os.getpid()}.tmp").write_text("a leftover with our pid")
+    fsutil.replace_file(str(target), b"#!ipxe\n", 0o644)
+    assert target.read_text() == "#!ipxe\n"
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert len(faults.temp_files(tmp_path)) == 1  # the leftover only; ours was renamed
+
+
+def test_unnamed_temp_is_invisible_while_written(tmp_path, monkeypatch) -> None:
+    seen: list[list[str]] = []
+    real = fsutil._write_all
+
+    def spy(fd: int, raw: bytes, mode: int) -> None:
+        seen.append(os.listdir(tmp_path))
+        real(fd, raw, mode)
+
+    monkeypatch.setattr(fsutil, "_write_all", spy)
+    fsutil.replace_file(str(tmp_path / "default"), b"LOCALBOOT 0\n")
+    assert seen == [[]]  # nothing named in the directory while the bytes go in
+    assert os.listdir(tmp_path) == ["default"]
+
+
+@pytest.fixture
+def big(site):
+    """The site with a /20 pool, so rounds of new nodes never exhaust it."""
+    site.write_config(faults.POOL.format(subnet="10.24.0.0/20"))
+    return site
+
+
+def test_concurrent_batches_keep_every_reservation(big) -> None:
+    """Eight batches at once on overlapping selections: exactly one reservation per node."""
+    faults.concurrent_round(big.config, 0, faults.CONCURRENT)
+    faults.check_consistent(big.config, lambda: held_in_file(big))
+
+
+@pytest.mark.slow
+def test_concurrent_batches_more_rounds(big) -> None:
+    """Two more rounds: with the unlocked store this setup lost reservations in 7 of 8, so
+    three rounds in all miss such a race once in ~500 runs (one in five: half the time)."""
+    for round_ in (1, 2):
+        faults.concurrent_round(big.config, round_, faults.CONCURRENT)
+        faults.check_consistent(big.config, lambda: held_in_file(big))
+
+
+@pytest.mark.slow
+def test_kill_at_random_points_then_rerun(big) -> None:
+    """kill -9 of a networking batch, six times at random moments, each followed by a re-run."""
+    rng = random.Random(8)
+    with_workers = 0
+    for round_ in range(6):
+        faults.load_round(big.config, round_, faults.WORKERS_AT)
+        with_workers += faults.kill_round(big.config, rng, round_)["workers_at_kill"] > 0
+        assert faults.temp_files(big.dir) == []
+        faults.check_consistent(big.config, lambda: held_in_file(big))
+    assert with_workers >= 2  # the kills did hit live file workers (3 rounds aim at them)
+
+
+def test_temp_files_outside_boot_dirs_are_left(tmp_path: Path) -> None:
+    (tmp_path / "notes.tmp").write_text("x")
+    (tmp_path / f".x.{dead_pid()}.tmp.bak").write_text("x")
+    assert fsutil.remove_stale_temps([tmp_path]) == []
