@@ -130,11 +130,15 @@ def kill_round(config: Config, rng: random.Random, round_: int) -> dict[str, int
         time.sleep(rng.uniform(0.2, 1.6))
     had_workers = len(children(proc.pid))
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    proc.wait(timeout=30)  # not communicate(): a surviving worker keeps the pipes open
     deadline = time.monotonic() + 5
     while marked(marker) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert marked(marker) == [], "a process of the killed batch survived it"
+    survivors = marked(marker)
+    for pid in survivors:  # never leave them running, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert survivors == [], f"{len(survivors)} process(es) of the killed batch survived it"
     code, out, err = finish(start(config, "advance", "--stage", "networking", "--all"))
     assert code == 0, out + err
     return {"workers_at_kill": had_workers}
