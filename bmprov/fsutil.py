@@ -197,15 +197,23 @@ def remove_stale_temps(directories: Iterable[Path]) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
+    """True unless ``pid`` is gone or a zombie (a killed writer not yet reaped: its parent,
+    the killed batch, is gone too, and PID 1 reaps when it gets round to it)."""
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or no such pid number): keep its file
-    return True
+    except PermissionError:
+        pass  # another user's process: still look for a zombie
+    except OverflowError:
+        return True  # no such pid number: not ours to judge
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat.rpartition(b")")[2].split()[:1] != [b"Z"]
 
 
 def fsync_dir(path: Path) -> None:

@@ -97,6 +97,21 @@ def test_dead_writers_temps_are_removed_live_ones_kept(site, cli) -> None:
     assert faults.temp_files(site.dir) == [live]
 
 
+def test_a_zombie_writers_temp_is_stale(tmp_path) -> None:
+    """A killed worker stays a zombie until PID 1 reaps it; its temp file is stale already."""
+    proc = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    leftover = tmp_path / f".grub.cfg-01-02-32-00-01-00-81.{proc.pid}.tmp"
+    leftover.write_text("x")
+    try:
+        assert fsutil.remove_stale_temps([tmp_path]) == [leftover]
+    finally:
+        proc.wait()
+
+
 def test_named_temp_fallback_writes_and_leaves_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(fsutil, "UNNAMED_TEMPS", False)
     target = tmp_path / "boot.ipxe"
