@@ -37,8 +37,9 @@ _READ = os.O_RDONLY | os.O_CLOEXEC
 UNNAMED_TEMPS = hasattr(os, "O_TMPFILE")
 """Write into unnamed temp files (Linux); False: named ones only (also a switch for benches)."""
 _UNNAMED = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | os.O_CLOEXEC
-_NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
-"""What ``open(O_TMPFILE)`` or its ``linkat`` through /proc says where they cannot work."""
+_NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+"""What ``open(O_TMPFILE)`` says where the file system cannot do it (ENOENT: no directory,
+which callers handle by making it)."""
 _named_only: set[str] = set()
 """Directories where unnamed temp files failed once: named ones from then on."""
 TEMP_NAME = re.compile(r"\.(.+)\.([0-9]{1,10})(?:\.[0-9a-f]{8})?\.tmp")

@@ -175,3 +175,13 @@ def test_temp_files_outside_boot_dirs_are_left(tmp_path: Path) -> None:
     (tmp_path / "notes.tmp").write_text("x")
     (tmp_path / f".x.{dead_pid()}.tmp.bak").write_text("x")
     assert fsutil.remove_stale_temps([tmp_path]) == []
+
+
+def test_a_missing_directory_is_reported_and_keeps_unnamed_temps(tmp_path) -> None:
+    target = tmp_path / "later" / "default"
+    with pytest.raises(FileNotFoundError):
+        fsutil.replace_file(str(target), b"x")
+    assert str(target.parent) not in fsutil._named_only  # made by the caller, then retried
+    target.parent.mkdir()
+    fsutil.replace_file(str(target), b"x")
+    assert os.listdir(target.parent) == ["default"]
