@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bmprov import fsutil
+from bmprov import filejobs, fsutil
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend
 from bmprov.errors import DriverError
 from tests import faults
@@ -185,3 +186,37 @@ def test_a_missing_directory_is_reported_and_keeps_unnamed_temps(tmp_path) -> No
     target.parent.mkdir()
     fsutil.replace_file(str(target), b"x")
     assert os.listdir(target.parent) == ["default"]
+
+
+def test_a_worker_whose_parent_is_already_gone_exits_at_once() -> None:
+    pid = os.fork()
+    if pid == 0:  # the race: the parent died between fork and prctl
+        filejobs.die_with_parent(dead_pid())
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 1
+
+
+def test_a_worker_dies_when_its_parent_is_killed() -> None:
+    read, write = os.pipe()
+    parent = os.fork()
+    if parent == 0:
+        worker = os.fork()
+        if worker == 0:
+            filejobs.die_with_parent(os.getppid())
+            time.sleep(30)
+            os._exit(0)
+        os.write(write, f"{worker}\n".encode())
+        time.sleep(30)
+        os._exit(0)
+    worker = int(os.read(read, 64))
+    os.close(read)
+    os.close(write)
+    os.kill(parent, signal.SIGKILL)
+    os.waitpid(parent, 0)
+    deadline = time.monotonic() + 5
+    while fsutil._alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until gone, or a zombie waiting for PID 1
+    survived = fsutil._alive(worker)
+    if survived:
+        os.kill(worker, signal.SIGKILL)
+    assert not survived, "the worker outlived its killed parent"
