@@ -200,9 +200,10 @@ def test_a_worker_dies_when_its_parent_is_killed() -> None:
     read, write = os.pipe()
     parent = os.fork()
     if parent == 0:
-        worker = os.fork()
+        me = os.getpid()  # taken before the fork, as FileJobs does: killed before or after
+        worker = os.fork()  # the worker's prctl, it must go
         if worker == 0:
-            filejobs.die_with_parent(os.getppid())
+            filejobs.die_with_parent(me)
             time.sleep(30)
             os._exit(0)
         os.write(write, f"{worker}\n".encode())
