@@ -161,13 +161,19 @@ def networked(config: Config) -> dict[str, str]:
     return out
 
 
-def check_consistent(config: Config, held: Callable[[], list[tuple[str, str]]]) -> None:
-    """State, DHCP store and files agree: one reservation per node, every file in place."""
+def check_consistent(
+    config: Config, held: Callable[[], list[tuple[str, str]]], files: bool = True
+) -> None:
+    """State, DHCP store and files agree: one reservation per node, every file in place
+    (``files``: checked by a ``pxe render --prune`` that must find nothing to write or prune;
+    a process, so rounds may leave it to the last)."""
     want = networked(config)
     got = held()
     assert len(got) == len(set(got)), "a reservation is held twice"
     assert sorted(got) == sorted(want.items())
     assert len(set(want.values())) == len(want), "an address is given twice"
+    if not files:
+        return
     code, out, err = finish(start(config, "pxe", "render", "--prune", "--json"))
     assert code == 0, out + err
     report = json.loads(out)

@@ -144,32 +144,34 @@ def big(site):
     return site
 
 
-def test_concurrent_batches_keep_every_reservation(big) -> None:
-    """Eight batches at once on overlapping selections: exactly one reservation per node."""
-    faults.concurrent_round(big.config, 0, faults.CONCURRENT)
+@pytest.mark.parametrize("attempt", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_concurrent_batches_keep_every_reservation(big, attempt) -> None:
+    """Eight batches at once on overlapping selections: exactly one reservation per node.
+
+    With the unlocked store this setup lost reservations in 7 rounds of 8, so the two
+    attempts together miss such a race once in 64 runs.
+    """
+    faults.concurrent_round(big.config, attempt, faults.CONCURRENT)
     faults.check_consistent(big.config, lambda: held_in_file(big))
 
 
 @pytest.mark.slow
-def test_concurrent_batches_more_rounds(big) -> None:
-    """Two more rounds: with the unlocked store this setup lost reservations in 7 of 8, so
-    three rounds in all miss such a race once in ~500 runs (one in five: half the time)."""
-    for round_ in (1, 2):
-        faults.concurrent_round(big.config, round_, faults.CONCURRENT)
-        faults.check_consistent(big.config, lambda: held_in_file(big))
-
-
-@pytest.mark.slow
 def test_kill_at_random_points_then_rerun(big) -> None:
-    """kill -9 of a networking batch, six times at random moments, each followed by a re-run."""
+    """kill -9 of a networking batch, four times at random moments, each followed by a re-run.
+
+    The issue saw workers survive in 7 kills of 10 and this test aims two kills at them:
+    with the old workers it failed (two survivors) in the trial run.
+    """
     rng = random.Random(8)
     with_workers = 0
-    for round_ in range(6):
+    rounds = 4
+    for round_ in range(rounds):
         faults.load_round(big.config, round_, faults.WORKERS_AT)
         with_workers += faults.kill_round(big.config, rng, round_)["workers_at_kill"] > 0
         assert faults.temp_files(big.dir) == []
-        faults.check_consistent(big.config, lambda: held_in_file(big))
-    assert with_workers >= 2  # the kills did hit live file workers (3 rounds aim at them)
+        last = round_ == rounds - 1
+        faults.check_consistent(big.config, lambda: held_in_file(big), files=last)
+    assert with_workers >= 1  # a kill did hit live file workers (two rounds aim at them)
 
 
 def test_temp_files_outside_boot_dirs_are_left(tmp_path: Path) -> None:
