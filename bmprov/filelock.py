@@ -46,6 +46,8 @@ class FileLock:
             return
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:  # made by another user: flock works on a read-only descriptor
+            fd = self._open_read_only()
         except OSError as exc:
             raise DriverError(f"cannot open lock file {self.path}: {exc.strerror}") from None
         deadline = time.monotonic() + self.timeout
@@ -65,6 +67,12 @@ class FileLock:
                 os.close(fd)
                 raise DriverError(f"cannot lock {self.path}: {exc.strerror}") from None
         self._fd = fd
+
+    def _open_read_only(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DriverError(f"cannot open lock file {self.path}: {exc.strerror}") from None
 
     def release(self) -> None:
         """Let the next bmprov in.

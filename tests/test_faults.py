@@ -21,6 +21,7 @@ from bmprov import filejobs, fsutil
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend
 from bmprov.errors import DriverError
 from tests import faults
+from tests.hostile import bmprov, unprivileged
 
 RES_A = Reservation("02:31:00:00:07:01", "10.20.0.7")
 RES_B = Reservation("02:31:00:00:07:02", "10.20.0.8")
@@ -223,3 +224,19 @@ def test_a_worker_dies_when_its_parent_is_killed() -> None:
     if survived:
         os.kill(worker, signal.SIGKILL)
     assert not survived, "the worker outlived its killed parent"
+
+
+def test_a_lock_file_made_by_another_user_still_locks(site) -> None:
+    with open_backend(DhcpSettings.from_config(site.config)):
+        pass
+    lock = site.dir / ".dhcp-reservations.json.lock"
+    lock.chmod(0o444)
+    done = subprocess.run(
+        [*unprivileged(), "python3", "-c", f"import os; os.open({str(lock)!r}, os.O_RDWR)"],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        pytest.skip("cannot drop the permission override here")
+    run = bmprov("--config", site.config_path, "dhcp", "list", prefix=unprivileged())
+    assert run.exit_code == 0, run.stderr

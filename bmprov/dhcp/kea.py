@@ -4,6 +4,8 @@ Debian's Kea 2.2 has no ``host_cmds`` hook, so reservations live in the config f
 ``Dhcp4.subnet4[].reservations``. A batch rewrites the file once (atomically) and sends
 ``config-reload`` over the unix control socket; if Kea refuses the new file, the old one is
 put back so the file always matches what Kea runs. ``config-get`` then reads the result back.
+The whole read-modify-write-reload runs under ``.kea-dhcp4.conf.lock`` (see
+:mod:`bmprov.dhcp.table`), so two batches never reload each other's stale copy.
 """
 
 from __future__ import annotations
