@@ -19,7 +19,8 @@ gets a name only for the two system calls between ``linkat`` and ``rename``. Whe
 system has no ``O_TMPFILE`` (or /proc is missing), a named temp file is written instead. Either
 way the temp name is a dot-file ``.NAME.PID.tmp`` (``.NAME.PID.XXXXXXXX.tmp`` if taken), so
 daemons that scan a directory skip it and :func:`remove_stale_temps` can tell a dead writer's
-leftover from a live one's.
+leftover from a live one's. The ``linkat`` is the price: ~20 µs per file on tmpfs, +25–30% of
+NodeFileWriter's CPU for fresh files (docs/boot-files.md); unchanged files cost nothing more.
 """
 
 from __future__ import annotations
