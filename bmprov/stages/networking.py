@@ -29,6 +29,7 @@ from bmprov.errors import BmprovError
 from bmprov.filejobs import FileJobs, FileResult, FileWriter
 from bmprov.nodes import Node
 from bmprov.osprofiles import site_profiles, unknown_os
+from bmprov.pxe import clean_temps
 from bmprov.stages.base import ActionContext, Outcome, StageAction
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,11 @@ def _profile_names(ctx: ActionContext) -> set[str] | None:
 
 def _write_defaults(writer: NodeFileWriter) -> None:
     """The loaders' fallback files (local boot, iPXE's boot.ipxe), so a site that never ran
-    `bmprov pxe render` still boots unknown machines to disk. Unchanged files are not rewritten;
-    a failure here is logged, not charged to the nodes (their own entries are in place)."""
+    `bmprov pxe render` still boots unknown machines to disk, and no dead run's temp file.
+    Unchanged files are not rewritten; a failure here is logged, not charged to the nodes
+    (their own entries are in place)."""
     try:
+        clean_temps(writer.settings)  # what a killed run left between linkat and rename
         writer.write_defaults()
     except BmprovError as exc:
         log.warning("default boot files not written: %s", exc)
