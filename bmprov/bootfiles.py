@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bmprov import validate
+from bmprov import disklayout, validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
@@ -413,6 +413,7 @@ class NodeFileWriter:
             "grub_prefix": s.grub_prefix,
             "ipxe_dir": s.ipxe_dir,
             "efi_loader": EFI_LOADER,
+            **disklayout.SIZES,
         }
 
     def _node_context(
@@ -425,6 +426,7 @@ class NodeFileWriter:
                 "boot files", f"node {node.serial}: {ip!r} is not an IPv4 address"
             ) from None
         host = node.hostname or _host_from_serial(node.serial)
+        layout = disklayout.plan(install)
         domain = self.settings.domain
         fqdn = host if "." in host or not domain else f"{host}.{domain}"
         return {
@@ -435,7 +437,8 @@ class NodeFileWriter:
             "ip": address,
             "install_url": self.settings.install_url(node, profile),
             "install": install,
-            "raid": _raid(install),
+            "layout": layout,
+            "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
         }
 
@@ -614,15 +617,3 @@ def _check_serial(node: Node) -> None:
 def _host_from_serial(serial: str) -> str:
     """A host name for a node the sheet gave none: its serial, made RFC 1123."""
     return validate.hostname(re.sub(r"[^a-z0-9-]", "-", serial.lower()).strip("-") or "node")
-
-
-def _raid(install: InstallOptions) -> dict[str, Any]:
-    """RAID level, active and spare disks for the scheme (``level`` None for plain LVM)."""
-    disks = list(install.disks)
-    scheme = install.partition_scheme
-    if scheme == "LVM_HBA":
-        return {"level": None, "active": disks, "spares": []}
-    level = {"LVM_RAID0": "0", "LVM_RAID1": "1", "LVM_RAID10": "10", "LVM_RAID10S": "10"}[scheme]
-    spares = disks[-1:] if scheme == "LVM_RAID10S" else []
-    active = disks[:-1] if spares else disks
-    return {"level": level, "active": active, "spares": spares}
