@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bmprov.kscheck import parse_kickstart
+from bmprov.installcheck import parse_kickstart
 from tests.bootutil import edit_config, import_nodes
 
 ROWS = [
