@@ -424,7 +424,9 @@ class NodeFileWriter:
             installcheck.check(profile.install, next(iter(files.values())), layout, profile.ks_version)
         except ValueError as exc:
             name = installcheck.VALIDATORS[profile.install].format(version=profile.ks_version)
-            raise StepFailed("install file", f"node {node.serial}: {name}: {exc}") from None
+            template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
+            where = f"template {template.filename or template.name}"
+            raise StepFailed("install file", f"{where}: node {node.serial}: {name}: {exc}") from None
         self._checked.add(key)
 
     def _base_context(self) -> dict[str, Any]:

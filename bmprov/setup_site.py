@@ -11,6 +11,7 @@ from bmprov.db import StateDB
 from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
 from bmprov.netdetect import NetworkSettings
+from bmprov.sitekey import site_public_key
 
 DEFAULT_NETWORK = NetworkSettings("eth1", "10.20.0.1", "10.20.0.0/24", "10.20.0.1")
 
@@ -32,7 +33,12 @@ class InitResult:
     created_config: bool
 
 
-def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "example.net") -> str:
+def starter_config(
+    network: NetworkSettings,
+    site: str = "dc1",
+    domain: str = "example.net",
+    site_key: str = "ssh-ed25519 AAAA... (bmprov init writes the site key here)",
+) -> str:
     """The starter ``bmprov.toml`` text for a provisioning network."""
     here = Path(__file__).parent
     text = "\n".join((here / name).read_text(encoding="utf-8") for name in STARTER_SECTIONS)
@@ -43,6 +49,7 @@ def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "e
         gateway=network.gateway,
         site=site,
         domain=domain,
+        site_key=site_key,
     )
 
 
@@ -59,7 +66,7 @@ def init_site(
     if config_path.exists() and not force and network is not None:
         raise InputError(f"{config_path} exists; pass --force to overwrite it with --detect")
     if not config_path.exists() or force:
-        text = starter_config(network or DEFAULT_NETWORK)
+        text = starter_config(network or DEFAULT_NETWORK, site_key=site_public_key(directory))
         parse_config(config_path.resolve(), text)  # the starter must itself be valid
         try:
             atomic_write(config_path, text)
