@@ -267,7 +267,7 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
-        self._checked: set[tuple[str, disklayout.DiskLayout]] = set()
+        self._checked = installcheck.RenderCheck()
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -414,20 +414,12 @@ class NodeFileWriter:
     def _check_install(
         self, node: Node, profile: OsProfile, layout: disklayout.DiskLayout, files: dict[str, str]
     ) -> None:
-        """Check the first install file of each (OS, template set, layout) with the installer's
-        own parser and the layout assertions (installcheck); later nodes with the same key
-        differ only in values the render filters guard. 10,000-node render: see bench/."""
-        key = (profile.name, layout)
-        if key in self._checked:
-            return
         try:
-            installcheck.check(profile.install, next(iter(files.values())), layout, profile.ks_version)
+            self._checked.check(profile, layout, next(iter(files.values())))
         except ValueError as exc:
-            name = installcheck.VALIDATORS[profile.install].format(version=profile.ks_version)
             template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
-            where = f"template {template.filename or template.name}"
-            raise StepFailed("install file", f"{where}: node {node.serial}: {name}: {exc}") from None
-        self._checked.add(key)
+            where = f"template {template.filename or template.name}: node {node.serial}"
+            raise StepFailed("install file", f"{where}: {exc}") from None
 
     def _base_context(self) -> dict[str, Any]:
         s = self.settings

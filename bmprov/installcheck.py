@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any
 
 from bmprov.disklayout import FIRMWARES, DiskLayout
-from bmprov.partman import check_preseed
+from bmprov.partman import check_preseed, debconf_checkonly
 from bmprov.resources import data_dir
 
 VALIDATORS = {
@@ -51,6 +51,41 @@ def check(kind: str, text: str, layout: DiskLayout, ks_version: str = "RHEL9") -
                 check_preseed(text, layout, firmware)
         except ValueError as exc:
             raise ValueError(f"{firmware.upper()}: {exc}") from None
+
+
+def check_with_tools(kind: str, text: str, layout: DiskLayout, ks_version: str = "RHEL9") -> None:
+    """:func:`check`, after the checks that run a program (``debconf-set-selections``).
+
+    :raises FileNotFoundError: that program is not installed.
+    """
+    if kind == "preseed":
+        problem = debconf_checkonly(text)
+        if problem:
+            raise ValueError(f"debconf-set-selections --checkonly: {problem}")
+    check(kind, text, layout, ks_version)
+
+
+class RenderCheck:
+    """The render-time check: the first file of each (OS profile, layout) a writer renders.
+
+    Later files with the same key differ only in values the render filters guard (names,
+    keys, hashes). Costs ~40-60 ms per key (pykickstart or jsonschema, both firmwares).
+    """
+
+    def __init__(self) -> None:
+        self._done: set[tuple[str, DiskLayout]] = set()
+
+    def check(self, profile: Any, layout: DiskLayout, text: str) -> None:
+        """:func:`check` once per key; ValueError names the validator and firmware."""
+        key = (profile.name, layout)
+        if key in self._done:
+            return
+        try:
+            check(profile.install, text, layout, profile.ks_version)
+        except ValueError as exc:
+            name = VALIDATORS[profile.install].format(version=profile.ks_version)
+            raise ValueError(f"{name}: {exc}") from None
+        self._done.add(key)
 
 
 # ---- kickstart --------------------------------------------------------------------------------
@@ -175,7 +210,7 @@ def storage_config(section: dict[str, Any], layout: DiskLayout, firmware: str) -
     items = section.get("storage", {}).get("config")
     if not isinstance(items, list):
         raise ValueError("storage has no curtin 'config' list")
-    by_id = {i.get("id"): i for i in items}
+    by_id: dict[Any, dict[str, Any]] = {i.get("id"): i for i in items}
     mounts = {i.get("path"): i for i in items if i.get("type") == "mount"}
 
     def volume_of(path: str) -> dict[str, Any]:
@@ -205,14 +240,19 @@ def storage_config(section: dict[str, Any], layout: DiskLayout, firmware: str) -
     boot = volume_of("/boot")
     if layout.mirrored:
         _raid_item(boot, "1", len(layout.active), len(layout.spares), "/boot")
-        vg = next((i for i in items if i.get("type") == "lvm_volgroup"), {})
+        vg: dict[str, Any] = next((i for i in items if i.get("type") == "lvm_volgroup"), {})
         data = by_id.get((vg.get("devices") or [None])[0], {})
         _raid_item(data, layout.level or "", len(layout.active), len(layout.spares), "the VG")
 
 
 def _raid_item(item: dict[str, Any], level: str, count: int, spares: int, what: str) -> None:
-    got = (str(item.get("raidlevel")), len(item.get("devices", [])), len(item.get("spare_devices", [])))
+    got = (
+        str(item.get("raidlevel")),
+        len(item.get("devices", [])),
+        len(item.get("spare_devices", [])),
+    )
     if item.get("type") != "raid" or got != (level, count, spares):
+        kind = item.get("type")
         raise ValueError(
-            f"{what} must be on RAID {level} of {count} + {spares} spares, not {item.get('type')} {got}"
+            f"{what} must be on RAID {level} of {count} + {spares} spares: {kind} {got}"
         )

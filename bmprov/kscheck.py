@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from bmprov import disklayout, installcheck, partman
+from bmprov import disklayout, installcheck
 from bmprov.bootfiles import NodeFileWriter, OsProfile
 from bmprov.config import Config
 from bmprov.db import StateDB
@@ -105,12 +105,8 @@ def _check(writer: NodeFileWriter, label: str, node: Node) -> NodeResult:
     template = _template_name(writer, profile)
     validator = installcheck.VALIDATORS[profile.install].format(version=profile.ks_version)
     try:
-        if profile.install == "preseed":
-            problem = partman.debconf_checkonly(files[path])
-            if problem:
-                raise ValueError(f"debconf-set-selections --checkonly: {problem}")
         layout = disklayout.plan(writer.install_options(node))
-        installcheck.check(profile.install, files[path], layout, profile.ks_version)
+        installcheck.check_with_tools(profile.install, files[path], layout, profile.ks_version)
     except FileNotFoundError as exc:
         return NodeResult(label, "failed", node.stage, f"{template}: {exc}", "install file")
     except ValueError as exc:

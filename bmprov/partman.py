@@ -68,15 +68,15 @@ def parse_expert_recipe(value: str) -> tuple[str, list[RecipePart]]:
     if not sep:
         raise ValueError("expert_recipe has no '<name> ::' header")
     parts: list[RecipePart] = []
-    for chunk in body.split(" ."):
-        chunk = chunk.strip()
+    for entry in body.split(" ."):
+        chunk = entry.strip()
         if not chunk:
             continue
         words = chunk.split()
         if len(words) < 4:
             raise ValueError(f"recipe entry {chunk!r} lacks '<min> <priority> <max> <fs>'")
         specs_text = " ".join(words[4:])
-        specs = {key: val for key, val in _SPEC.findall(specs_text)}
+        specs = dict(_SPEC.findall(specs_text))
         if _SPEC.sub("", specs_text).strip():
             raise ValueError(f"recipe entry {chunk!r}: not 'name{{ value }}' specifiers")
         parts.append(RecipePart(words[3], specs))
@@ -91,11 +91,20 @@ def parse_raid_recipe(value: str) -> list[RaidArray]:
         if not words:
             continue
         if len(words) not in (6, 7) or not (words[1].isdigit() and words[2].isdigit()):
-            raise ValueError(f"raid recipe entry {chunk.strip()!r} is not 'L N S fs mnt devs [spares]'")
+            raise ValueError(
+                f"raid recipe entry {chunk.strip()!r} is not 'L N S fs mnt devs [spares]'"
+            )
         spares = words[6].split("#") if len(words) == 7 else []
         arrays.append(
-            RaidArray(words[0], int(words[1]), int(words[2]), words[3], words[4],
-                      words[5].split("#"), spares)
+            RaidArray(
+                words[0],
+                int(words[1]),
+                int(words[2]),
+                words[3],
+                words[4],
+                words[5].split("#"),
+                spares,
+            )
         )
     return arrays
 
@@ -181,7 +190,7 @@ def debconf_checkonly(text: str) -> str | None:
     with tempfile.NamedTemporaryFile("w", suffix=".preseed", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
-        result = subprocess.run(  # noqa: S603  (fixed program, a file we wrote)
+        result = subprocess.run(  # fixed program, a file we wrote
             [program, "--checkonly", handle.name], capture_output=True, text=True, check=False
         )
     if result.returncode == 0 and not result.stderr.strip():

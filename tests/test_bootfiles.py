@@ -157,7 +157,9 @@ def test_preseed_structure(site, writer) -> None:
 
 def test_autoinstall_structure(site, writer) -> None:
     yaml = pytest.importorskip("yaml")
-    n = node(os="ubuntu-24.04", install_options={"ssh_key": KEY, "callback_url": "http://10.0.0.9/c"})
+    n = node(
+        os="ubuntu-24.04", install_options={"ssh_key": KEY, "callback_url": "http://10.0.0.9/c"}
+    )
     files = rel(site, writer.render_install(n, "10.20.0.50"))
     data = yaml.safe_load(files["http/ks/SN1/user-data"])
     assert files["http/ks/SN1/user-data"].startswith("#cloud-config\n")
