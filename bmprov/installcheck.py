@@ -32,8 +32,11 @@ from bmprov.resources import data_dir
 VALIDATORS = {
     "kickstart": "pykickstart {version} + layout check",
     "autoinstall": "subiquity autoinstall-schema.json + curtin storage layout check",
-    "preseed": "debconf-set-selections --checkonly + partman recipe check",
+    "preseed": "partman recipe check",
 }
+"""The in-process checks of :func:`check`, by install kind (render time and ks validate)."""
+TOOLS = {"preseed": "debconf-set-selections --checkonly + "}
+"""Checks that run a program, before :data:`VALIDATORS` (ks validate and the tests only)."""
 _VARIANT = re.compile(r"<<'BMPROV_(UEFI|BIOS)'\n(.*?)BMPROV_\1\n", re.DOTALL)
 _BIOSBOOT_AGAIN = re.compile(r"mountpoint biosboot has already been defined")
 _INCLUDE = "%include /tmp/bmprov-boot.ks\n"

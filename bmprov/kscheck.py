@@ -103,7 +103,9 @@ def _check(writer: NodeFileWriter, label: str, node: Node) -> NodeResult:
         return NodeResult(label, "failed", node.stage, str(exc), getattr(exc, "step", None))
     path = writer.install_paths(node)[0]
     template = _template_name(writer, profile)
-    validator = installcheck.VALIDATORS[profile.install].format(version=profile.ks_version)
+    validator = installcheck.TOOLS.get(profile.install, "") + installcheck.VALIDATORS[
+        profile.install
+    ].format(version=profile.ks_version)
     try:
         layout = disklayout.plan(writer.install_options(node))
         installcheck.check_with_tools(profile.install, files[path], layout, profile.ks_version)

@@ -117,12 +117,11 @@ def check_preseed(text: str, layout: DiskLayout, firmware: str) -> None:
     name, parts = parse_expert_recipe(values.get("partman-auto/expert_recipe", ""))
     if values.get("partman-auto/choose_recipe") != name:
         raise ValueError(f"partman-auto/choose_recipe does not select the expert recipe {name!r}")
-    lvs = [p for p in parts if "$lvmok" in p.specs]
+    lvs, on_disk = _split(parts, values.get("partman-auto/method", ""))
     if not any(p.specs.get("mountpoint") == "/" for p in lvs):
         raise ValueError("no logical volume is mounted at / (mountpoint{ / } with $lvmok{ })")
     if not any(p.method == "swap" for p in lvs):
         raise ValueError("no swap logical volume")
-    on_disk = [p for p in parts if "$lvmok" not in p.specs]
     _boot_entries(values, on_disk, layout, firmware)
     if layout.mirrored:
         _check_raid(values, on_disk, layout)
@@ -130,6 +129,20 @@ def check_preseed(text: str, layout: DiskLayout, firmware: str) -> None:
         raise ValueError("LVM_HBA needs partman-auto/method lvm")
     elif not any(p.specs.get("mountpoint") == "/boot" for p in on_disk):
         raise ValueError("no /boot partition")
+
+
+def _split(parts: list[RecipePart], method: str) -> tuple[list[RecipePart], list[RecipePart]]:
+    """(logical volumes, partitions of each disk) as partman-auto-lvm/-raid read the recipe.
+
+    Method ``lvm``: ``$lvmok`` entries become LVs, ``$lvmignore`` ones are dropped, the rest are
+    partitions. Method ``raid`` (LVM on md): ``$defaultignore`` entries are skipped on the disks
+    and made as LVs if ``$lvmok``; the others are partitions of every disk.
+    """
+    if method == "raid":
+        lvs = [p for p in parts if "$defaultignore" in p.specs and "$lvmok" in p.specs]
+        return lvs, [p for p in parts if "$defaultignore" not in p.specs]
+    lvs = [p for p in parts if "$lvmok" in p.specs]
+    return lvs, [p for p in parts if "$lvmok" not in p.specs and "$lvmignore" not in p.specs]
 
 
 def _boot_entries(

@@ -66,7 +66,11 @@ def init_site(
     if config_path.exists() and not force and network is not None:
         raise InputError(f"{config_path} exists; pass --force to overwrite it with --detect")
     if not config_path.exists() or force:
-        text = starter_config(network or DEFAULT_NETWORK, site_key=site_public_key(directory))
+        try:
+            key = site_public_key(directory)
+        except OSError as exc:
+            raise InputError(f"cannot write {directory / 'ssh'}: {exc.strerror or exc}") from None
+        text = starter_config(network or DEFAULT_NETWORK, site_key=key)
         parse_config(config_path.resolve(), text)  # the starter must itself be valid
         try:
             atomic_write(config_path, text)

@@ -250,3 +250,14 @@ def test_curtin_accepts_the_storage_config(writer, os_name, scheme) -> None:
     ids = curthooks({i["id"]: i for i in config})
     boot_disks = disklayout.plan(writer.install_options(n)).boot_disks
     assert ids == [f"esp{k}" for k in range(1, len(boot_disks) + 1)]
+
+
+def test_lvmignore_drops_a_partition_in_the_lvm_method(writer) -> None:
+    """partman-auto-lvm skips $lvmignore entries: an ESP tagged so would not exist."""
+    n = node("debian12", "LVM_HBA", 1)
+    text = install_file(writer, n)
+    layout = disklayout.plan(writer.install_options(n))
+    partman.check_preseed(text, layout, "uefi")
+    bad = text.replace("method{ efi }", "$lvmignore{ } method{ efi }")
+    with pytest.raises(ValueError, match="no EFI system partition"):
+        partman.check_preseed(bad, layout, "uefi")
