@@ -31,7 +31,7 @@ from bmprov.resources import data_dir
 
 VALIDATORS = {
     "kickstart": "pykickstart {version} + layout check",
-    "autoinstall": "subiquity autoinstall-schema.json + curtin storage layout check",
+    "autoinstall": "subiquity autoinstall-schema.json + storage layout check",
     "preseed": "partman recipe check",
 }
 """The in-process checks of :func:`check`, by install kind (render time and ks validate)."""
