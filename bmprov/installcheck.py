@@ -1,4 +1,4 @@
-"""Rendered install files checked by upstream code and against what their scheme must create.
+"""Rendered install files checked by installer code (or bmprov's schema) and their scheme.
 
 Per install kind, for each firmware (BIOS and UEFI; the same file serves both):
 
@@ -8,9 +8,11 @@ Per install kind, for each firmware (BIOS and UEFI; the same file serves both):
   when mirrored), a ``biosboot`` partition on every boot disk (BIOS) or the ESP (UEFI; a RAID 1
   over every boot disk when mirrored) and the data array at the scheme's
   level, members and spares.
-* autoinstall: the ``autoinstall:`` section against subiquity's published JSON schema
-  (``schemas/upstream``), then the curtin storage config: ``/`` and ``/boot`` mounted, swap, an
-  ESP and a ``bios_grub`` partition on every ``grub_device`` disk, RAID levels and member counts.
+* autoinstall: the ``autoinstall:`` section against bmprov's own schema
+  (``schemas/autoinstall.schema.json``: the subset of subiquity's documented format that the
+  templates emit, closed so a misspelt key fails), then the curtin storage config: ``/`` and
+  ``/boot`` mounted, swap, an ESP and a ``bios_grub`` partition on every ``grub_device`` disk,
+  RAID levels and member counts.
 * preseed: :mod:`bmprov.partman` (``debconf-set-selections --checkonly`` runs in
   ``ks validate`` and the tests, not at render time: it is a subprocess).
 
@@ -31,7 +33,10 @@ from bmprov.resources import data_dir
 
 VALIDATORS = {
     "kickstart": "pykickstart {version} + layout check",
-    "autoinstall": "subiquity autoinstall-schema.json + storage layout check",
+    "autoinstall": (
+        "bmprov's autoinstall schema (subset of subiquity's documented format)"
+        " + storage semantic check"
+    ),
     "preseed": "partman recipe check",
 }
 """The in-process checks of :func:`check`, by install kind (render time and ks validate)."""
@@ -181,9 +186,9 @@ def check_kickstart(text: str, layout: DiskLayout, firmware: str, version: str) 
 
 
 @cache
-def subiquity_schema() -> dict[str, Any]:
-    """subiquity's autoinstall JSON schema (shipped copy, see schemas/upstream/README.md)."""
-    path = data_dir("schemas") / "upstream" / "subiquity-autoinstall-schema.json"
+def autoinstall_schema() -> dict[str, Any]:
+    """bmprov's autoinstall schema (``schemas/autoinstall.schema.json``)."""
+    path = data_dir("schemas") / "autoinstall.schema.json"
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
@@ -200,11 +205,11 @@ def check_autoinstall(text: str, layout: DiskLayout, firmware: str) -> None:
     if not isinstance(section, dict):
         raise ValueError("no 'autoinstall:' section")
     error = jsonschema.exceptions.best_match(
-        jsonschema.Draft7Validator(subiquity_schema()).iter_errors(section)
+        jsonschema.Draft202012Validator(autoinstall_schema()).iter_errors(section)
     )
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "autoinstall"
-        raise ValueError(f"subiquity schema: {where}: {error.message}")
+        raise ValueError(f"autoinstall schema: {where}: {error.message}")
     storage_config(section, layout, firmware)
 
 

@@ -1,12 +1,12 @@
-"""``bmprov ks validate``: rendered install files checked by each installer's upstream code.
+"""``bmprov ks validate``: rendered install files checked by installer code and their scheme.
 
-Kickstart through pykickstart (as anaconda parses it), autoinstall against subiquity's JSON
-schema, preseed through ``debconf-set-selections --checkonly``; then, for BIOS and for UEFI,
-that the layout makes what its scheme names (:mod:`bmprov.installcheck`). Every result names
-its validator. pykickstart costs 19-45 ms per file (libraries.md §e), so by default one *sample*
-is validated per OS profile and partition scheme (synthetic node with every option set), plus
-one real node per (OS, scheme) the state file holds; ``SERIAL ...`` or ``--all`` validate real
-nodes.
+Kickstart through pykickstart (as anaconda parses it), autoinstall against bmprov's autoinstall
+schema (subset of subiquity's documented format), preseed through
+``debconf-set-selections --checkonly``; then, for BIOS and for UEFI, that the layout makes
+what its scheme names (:mod:`bmprov.installcheck`). Every result names its validator.
+pykickstart costs 19-45 ms per file (libraries.md §e), so by default one *sample* is validated
+per OS profile and partition scheme (synthetic node with every option set), plus one real node
+per (OS, scheme) the state file holds; ``SERIAL ...`` or ``--all`` validate real nodes.
 """
 
 from __future__ import annotations

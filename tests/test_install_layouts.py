@@ -1,7 +1,7 @@
 """Every OS profile × partition scheme × firmware renders a file its installer would install.
 
-Upstream code checks each file: pykickstart (anaconda's parser), subiquity's autoinstall JSON
-schema, ``debconf-set-selections --checkonly``; then the layout checks of
+Each file is checked: pykickstart (anaconda's parser), bmprov's autoinstall schema (subset of
+subiquity's documented format), ``debconf-set-selections --checkonly``; then the layout checks of
 :mod:`bmprov.installcheck` / :mod:`bmprov.partman` assert root, swap, /boot, the ESP and BIOS
 boot partition on every boot disk, and the RAID level, members and spares of the scheme.
 """
@@ -156,17 +156,56 @@ def test_a_missing_bios_grub_or_second_esp_is_refused(writer) -> None:
         installcheck.check_kickstart(one_disk, layout, "bios", "RHEL9")
 
 
-def test_render_refuses_a_template_that_breaks_the_layout(tmp_path: Path) -> None:
+def site_writer(tmp_path: Path, template: str, old: str, new: str) -> NodeFileWriter:
+    """A site whose copy of the shipped ``kickstart/<template>`` has ``old`` replaced by ``new``."""
     site = init_site(tmp_path / "site")
-    tpl = tmp_path / "site" / "tpl" / "kickstart" / "partitions"
-    tpl.mkdir(parents=True)
-    shipped = Path(installcheck.data_dir("kickstart")) / "partitions" / "kickstart.j2"
-    (tpl / "kickstart.j2").write_text(shipped.read_text().replace("logvol swap", "# logvol swap"))
+    copy = tmp_path / "site" / "tpl" / "kickstart" / template
+    copy.parent.mkdir(parents=True)
+    shipped = Path(installcheck.data_dir("kickstart")) / template
+    copy.write_text(shipped.read_text().replace(old, new))
     text = site.config_path.read_text().replace("dirs = []", 'dirs = ["tpl"]')
     site.config_path.write_text(text)
-    writer = NodeFileWriter(load_config(site.config_path))
+    return NodeFileWriter(load_config(site.config_path))
+
+
+def test_render_refuses_a_template_that_breaks_the_layout(tmp_path: Path) -> None:
+    writer = site_writer(tmp_path, "partitions/kickstart.j2", "logvol swap", "# logvol swap")
     with pytest.raises(StepFailed, match=r"pykickstart RHEL9 \+ layout check: BIOS: no root"):
         install_file(writer, node("rocky9", "LVM_HBA", 1))
+
+
+def test_the_autoinstall_schema_is_a_valid_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(installcheck.autoinstall_schema())
+
+
+@pytest.mark.parametrize(
+    ("right", "typo", "where"),
+    [
+        ("  late-commands:", "  late-comands:", "autoinstall"),
+        ("    allow-pw: false", "    allow_pw: false", "ssh"),
+        ("        ssh_authorized_keys:", "        ssh_authorised_keys:", "user-data/users/0"),
+        ("grub_device: true", "grub_devce: true", "storage/config/0"),
+        ("{type: format, id: root-fs,", "{type: format, id: root-fs, fs_type: ext4,", "config"),
+        ("  keyboard:\n    layout:", "  keyboard:\n    layuot:", "keyboard"),
+    ],
+)
+def test_a_misspelt_autoinstall_key_is_refused(writer, right, typo, where) -> None:
+    """The installer ignores (or warns about) a key it does not know; bmprov refuses it."""
+    n = node("ubuntu-24.04", "LVM_RAID1", 2)
+    text = install_file(writer, n)
+    layout = disklayout.plan(writer.install_options(n))
+    assert right in text
+    bad = text.replace(right, typo, 1)
+    with pytest.raises(
+        ValueError, match=rf"autoinstall schema: [^:]*{where}[^:]*: .*(not allowed|required)"
+    ):
+        installcheck.check_autoinstall(bad, layout, "uefi")
+
+
+def test_render_refuses_a_misspelt_autoinstall_template(tmp_path: Path) -> None:
+    writer = site_writer(tmp_path, "autoinstall.j2", "  timezone:", "  timzone:")
+    with pytest.raises(StepFailed, match=r"bmprov's autoinstall schema .*'timzone' was unexpected"):
+        install_file(writer, node("ubuntu-22.04", "LVM_HBA", 1))
 
 
 # ---- login and callbacks ---------------------------------------------------------------------
