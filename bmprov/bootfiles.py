@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bmprov import validate
+from bmprov import disklayout, installcheck, validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
@@ -213,6 +213,7 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
+        self._checked = installcheck.RenderCheck()
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -308,6 +309,7 @@ class NodeFileWriter:
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
+        self._check_install(node, profile, context["layout"], files)
         cmdline = self._cmdline(profile, context)
         names = {
             loader: (f"{loader}/{profile.template}.j2", f"{loader}/install.j2")
@@ -359,6 +361,20 @@ class NodeFileWriter:
             self._installs[key] = install
         return install
 
+    def install_options(self, node: Node) -> InstallOptions:
+        """The node's install options over the defaults (:class:`StepFailed` if invalid)."""
+        return self._install_options(node)
+
+    def _check_install(
+        self, node: Node, profile: OsProfile, layout: disklayout.DiskLayout, files: dict[str, str]
+    ) -> None:
+        try:
+            self._checked.check(profile, layout, next(iter(files.values())))
+        except ValueError as exc:
+            template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
+            where = f"template {template.filename or template.name}: node {node.serial}"
+            raise StepFailed("install file", f"{where}: {exc}") from None
+
     def _base_context(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -367,6 +383,7 @@ class NodeFileWriter:
             "grub_prefix": s.grub_prefix,
             "ipxe_dir": s.ipxe_dir,
             "efi_loader": EFI_LOADER,
+            **disklayout.SIZES,
         }
 
     def _node_context(
@@ -379,6 +396,7 @@ class NodeFileWriter:
                 "boot files", f"node {node.serial}: {ip!r} is not an IPv4 address"
             ) from None
         host = node.hostname or _host_from_serial(node.serial)
+        layout = disklayout.plan(install)
         domain = self.settings.domain
         fqdn = host if "." in host or not domain else f"{host}.{domain}"
         return {
@@ -389,7 +407,8 @@ class NodeFileWriter:
             "ip": address,
             "install_url": self.settings.install_url(node, profile),
             "install": install,
-            "raid": _raid(install),
+            "layout": layout,
+            "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
         }
 
@@ -568,15 +587,3 @@ def _check_serial(node: Node) -> None:
 def _host_from_serial(serial: str) -> str:
     """A host name for a node the sheet gave none: its serial, made RFC 1123."""
     return validate.hostname(re.sub(r"[^a-z0-9-]", "-", serial.lower()).strip("-") or "node")
-
-
-def _raid(install: InstallOptions) -> dict[str, Any]:
-    """RAID level, active and spare disks for the scheme (``level`` None for plain LVM)."""
-    disks = list(install.disks)
-    scheme = install.partition_scheme
-    if scheme == "LVM_HBA":
-        return {"level": None, "active": disks, "spares": []}
-    level = {"LVM_RAID0": "0", "LVM_RAID1": "1", "LVM_RAID10": "10", "LVM_RAID10S": "10"}[scheme]
-    spares = disks[-1:] if scheme == "LVM_RAID10S" else []
-    active = disks[:-1] if spares else disks
-    return {"level": level, "active": active, "spares": spares}
