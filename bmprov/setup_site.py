@@ -9,8 +9,8 @@ from string import Template
 from bmprov.config import CONFIG_NAME, parse_config, read_config_text
 from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
+from bmprov.install.sitekey import site_public_key
 from bmprov.netdetect import NetworkSettings
-from bmprov.sitekey import site_public_key
 from bmprov.store import StateDB
 
 DEFAULT_NETWORK = NetworkSettings("eth1", "10.20.0.1", "10.20.0.0/24", "10.20.0.1")

@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from bmprov.bootfiles import NodeFileWriter, grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.names import grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.install_options import hash_password
+from bmprov.install.options import hash_password
 from bmprov.nodes import Node
 from tests.bootutil import edit_config
 
@@ -347,7 +348,7 @@ def test_options_shared_by_nodes_are_checked_for_each_and_name_it(writer) -> Non
 
 
 def test_listed_directories_keep_write_if_changed(site, monkeypatch) -> None:
-    from bmprov import bootfiles
+    from bmprov.boot import writer as bootfiles
 
     monkeypatch.setattr(bootfiles._Dirs, "LIST_AFTER", 2)
     NodeFileWriter(site.config).write_defaults()  # the directories exist before the batch

@@ -8,7 +8,7 @@ import pytest
 from passlib.hash import sha512_crypt
 
 from bmprov.errors import ConfigError
-from bmprov.install_options import InstallDefaults, check_password_policy
+from bmprov.install.options import InstallDefaults, check_password_policy
 from tests.bootutil import edit_config
 from tests.conftest import write_csv
 

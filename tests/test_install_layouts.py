@@ -2,8 +2,8 @@
 
 Each file is checked: pykickstart (anaconda's parser), bmprov's autoinstall schema (subset of
 subiquity's documented format), ``debconf-set-selections --checkonly``; then the layout checks of
-:mod:`bmprov.installcheck` / :mod:`bmprov.partman` assert root, swap, /boot, the ESP and BIOS
-boot partition on every boot disk, and the RAID level, members and spares of the scheme.
+:mod:`bmprov.install.check` / :mod:`bmprov.install.partman` assert root, swap, /boot, the ESP
+and BIOS boot partition on every boot disk, and the RAID level, members and spares of the scheme.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bmprov import disklayout, installcheck, partman
-from bmprov.bootfiles import BUILTIN_OS, NodeFileWriter
+from bmprov.boot.osprofiles import BUILTIN_OS
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import load_config
 from bmprov.errors import StepFailed
-from bmprov.install_options import SCHEMES, InstallDefaults, callback_url
+from bmprov.install import check as installcheck
+from bmprov.install import disklayout, partman
+from bmprov.install.options import SCHEMES, InstallDefaults, callback_url
 from bmprov.nodes import Node
 from bmprov.setup_site import init_site
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bmprov.installcheck import parse_kickstart
+from bmprov.install.check import parse_kickstart
 from tests.bootutil import edit_config, import_nodes
 
 ROWS = [

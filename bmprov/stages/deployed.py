@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bmprov import states
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.power import boot_from_disk, power_settings

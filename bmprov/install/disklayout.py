@@ -1,7 +1,7 @@
 """What each partition scheme creates on which disks, for every installer family.
 
 One plan per node, shared by the kickstart, preseed and autoinstall templates and by the checks
-in :mod:`bmprov.installcheck`, so a template and its check cannot disagree on what a scheme
+in :mod:`bmprov.install.check`, so a template and its check cannot disagree on what a scheme
 means. The same install file is served whichever loader (pxelinux = BIOS, GRUB/iPXE = UEFI)
 the node boots, so every plan carries what *both* firmwares need: a BIOS boot partition
 (GPT + GRUB on BIOS) and an EFI system partition on every boot disk.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bmprov.install_options import InstallOptions
+from bmprov.install.options import InstallOptions
 
 LEVELS = {"LVM_RAID0": "0", "LVM_RAID1": "1", "LVM_RAID10": "10", "LVM_RAID10S": "10"}
 """md RAID level of the data array per scheme (``LVM_HBA``: none)."""

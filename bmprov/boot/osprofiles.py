@@ -27,7 +27,7 @@ from typing import Any
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, Problem
-from bmprov.install_options import http_url
+from bmprov.install.options import http_url
 
 INSTALL_KINDS = ("kickstart", "preseed", "autoinstall")
 _REL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}")

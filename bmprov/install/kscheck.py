@@ -3,7 +3,7 @@
 Kickstart through pykickstart (as anaconda parses it), autoinstall against bmprov's autoinstall
 schema (subset of subiquity's documented format), preseed through
 ``debconf-set-selections --checkonly``; then, for BIOS and for UEFI, that the layout makes
-what its scheme names (:mod:`bmprov.installcheck`). Every result names its validator.
+what its scheme names (:mod:`bmprov.install.check`). Every result names its validator.
 pykickstart costs 19-45 ms per file (libraries.md §e), so by default one *sample* is validated
 per OS profile and partition scheme (synthetic node with every option set), plus one real node
 per (OS, scheme) the state file holds; ``SERIAL ...`` or ``--all`` validate real nodes.
@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from bmprov import disklayout, installcheck
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.osprofiles import OsProfile
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError
-from bmprov.install_options import SCHEMES, hash_password
+from bmprov.install import check as installcheck
+from bmprov.install import disklayout
+from bmprov.install.options import SCHEMES, hash_password
 from bmprov.nodes import Node, Selection, list_nodes, select_nodes
-from bmprov.osprofiles import OsProfile
 from bmprov.result import BatchResult, NodeResult
 from bmprov.store import StateDB
 

@@ -13,7 +13,7 @@ Per install kind, for each firmware (BIOS and UEFI; the same file serves both):
   templates emit, closed so a misspelt key fails), then the curtin storage config: ``/`` and
   ``/boot`` mounted, swap, an ESP and a ``bios_grub`` partition on every ``grub_device`` disk,
   RAID levels and member counts.
-* preseed: :mod:`bmprov.partman` (``debconf-set-selections --checkonly`` runs in
+* preseed: :mod:`bmprov.install.partman` (``debconf-set-selections --checkonly`` runs in
   ``ks validate`` and the tests, not at render time: it is a subprocess).
 
 Each check raises :class:`ValueError` naming what is missing; :data:`VALIDATORS` names them.
@@ -27,8 +27,8 @@ import warnings
 from functools import cache
 from typing import Any
 
-from bmprov.disklayout import FIRMWARES, DiskLayout
-from bmprov.partman import check_preseed, debconf_checkonly
+from bmprov.install.disklayout import FIRMWARES, DiskLayout
+from bmprov.install.partman import check_preseed, debconf_checkonly
 from bmprov.resources import data_dir
 
 VALIDATORS = {

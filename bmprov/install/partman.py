@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
-from bmprov.disklayout import DiskLayout
+from bmprov.install.disklayout import DiskLayout
 
 _SPEC = re.compile(r"(\$?[A-Za-z_/]+)\{\s*([^}]*?)\s*\}")
 
