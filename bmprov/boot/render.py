@@ -112,16 +112,18 @@ def serve_url(value: Any) -> str:
     names), normalised without a trailing slash."""
     text = str(value)
     match = _SERVE_URL.fullmatch(text)
-    port = match.group(2) if match else None
-    try:
-        if match is None:
-            raise ValueError
-        ipaddress.ip_address(match.group(1).strip("[]"))
-        if port is not None and not 0 < int(port) < 65536:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{text!r} is not serve's base URL (http://IP[:port])") from None
+    port = int(match.group(2) or 80) if match else 0
+    if match is None or not _is_ip(match.group(1).strip("[]")) or not 0 < port < 65536:
+        raise ValueError(f"{text!r} is not serve's base URL (http://IP[:port])")
     return text.rstrip("/")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def b64(value: Any) -> str:
