@@ -45,23 +45,14 @@ from tests.callbackutil import (
     online_install,
     online_script,
 )
+from tests.test_install_layouts import node as layout_node
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
 PROFILES = sorted(BUILTIN_OS)
 needs_busybox = pytest.mark.skipif(BUSYBOX is None, reason="needs busybox")
 
 
-def make_node(os_name: str, **extra: object) -> Node:
-    options = {"partition_scheme": "LVM_RAID1", "disks": 2, "ssh_key": KEY, **extra}
-    return Node(
-        id=1,
-        serial="SN1",
-        stage="os_provisioning",
-        macs=("52:54:00:12:34:56",),
-        os=os_name,
-        hostname="web1",
-        install_options=options,
-    )
+def make_node(os_name: str, **extra: str) -> Node:
+    return layout_node(os_name, "LVM_RAID1", 2, **extra)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +66,7 @@ def render(
     os_name: str,
     url: str | None = "http://127.0.0.1:33600",
     token: str | None = TOKEN,
-    **extra: object,
+    **extra: str,
 ) -> str:
     writer.callbacks = (lambda n: {"bmprov_url": url, "install_token": token}) if url else None
     try:
