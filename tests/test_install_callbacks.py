@@ -306,6 +306,7 @@ def test_the_exact_request_with_a_log_tail(writer, receiver, tmp_path, transport
     assert request.form["stage"] == ["failed"]
     assert request.form["log"][0].encode("latin-1") == log.read_bytes()[-16384:]
     assert "recorded (HTTP 200, try 1)" in (tmp_path / "cb.log").read_text()
+    assert TOKEN not in run.stderr + (tmp_path / "cb.log").read_text()  # never logged
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
