@@ -230,6 +230,15 @@ def _unmarked(target: str) -> str:
     return why
 
 
+def reenter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn) -> None:
+    """Run ``stage``'s entry action again on nodes already in it (``bmprov complete`` of a
+    deployed node: its completion steps, retried). No move unless the action fails a node."""
+    if nodes:
+        actions = _Actions(ctx)
+        check_actions(actions, stage)
+        _enter(actions, stage, nodes, report)
+
+
 def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn) -> None:
     """Run ``stage``'s entry action on nodes now in it; carry them on or fail them."""
     if not nodes:
