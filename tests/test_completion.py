@@ -52,7 +52,7 @@ def _site(site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, post: str
     """Fake BMCs with automatic power; the task script and [post_install] ``post``."""
     configure_bmc(site, monkeypatch, "auto_on_provisioning = true\nwave_interval = 0\n")
     text = site.config_path.read_text().replace("[bmc]\n", '[bmc]\ndriver = "fake"\n', 1)
-    site.config_path.write_text(text)
+    site.config_path.write_text(_without_table(text, "post_install"))
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "task.py").write_text(TASK)
@@ -63,6 +63,17 @@ def _site(site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, post: str
     )
     monkeypatch.setenv("TASK_SLEEP", "0")
     return out
+
+
+def _without_table(text: str, name: str) -> str:
+    """The config without the starter's ``[name]`` table (the test writes its own)."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skipping = line.strip() == f"[{name}]"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _installing(cli, tmp_path: Path, serials: list[str]) -> None:
@@ -224,6 +235,8 @@ def test_bad_command_template_is_refused_before_anything_moves(
     run = cli("advance", "--stage", "deployed", "--all")
     assert run.exit_code == 2
     assert "unknown placeholder {mac.__class__}" in run.stderr
+    check = cli("check")  # `bmprov check` says so before any run
+    assert check.exit_code == 2 and "problem entering deployed" in check.stdout
     with site.db() as db:
         assert get_node(db, "SNX").stage == "installing"
 
