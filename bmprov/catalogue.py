@@ -1,6 +1,6 @@
 """The OS catalogue: which OS profiles a node can take, and why not the others.
 
-Each ``[boot.os.NAME]`` profile may say what it is for (:class:`~bmprov.osprofiles.OsProfile`
+Each ``[boot.os.NAME]`` profile may say what it is for (:class:`~bmprov.boot.osprofiles.OsProfile`
 ``tags``, ``min_ram_gb``, ``min_disk_gb``); a node's hardware facts come from
 :mod:`bmprov.facts`. The rules, each giving a reason when it refuses:
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bmprov.boot.osprofiles import OsProfile, site_profiles, unknown_os
 from bmprov.config import Config
 from bmprov.errors import InputError
 from bmprov.facts import Facts
 from bmprov.nodes import Node
-from bmprov.osprofiles import OsProfile, site_profiles, unknown_os
 
 GPU_TAGS = frozenset({"gpu", "vgpu"})
 PLATFORM_TAGS = frozenset({"bm", "vm"})

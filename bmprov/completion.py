@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.drivers import BootDevice
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node

@@ -12,7 +12,7 @@ key            value                                        cell examples
 ``gpus``       how many GPUs (0: none)                      ``2``, ``yes``, ``none``
 =============  ===========================================  ==============================
 
-Disk *count* is the install option ``disks`` (:mod:`bmprov.install_options`). Every parser is
+Disk *count* is the install option ``disks`` (:mod:`bmprov.install.options`). Every parser is
 an allow-list raising :class:`ValueError` with a message that can stand after
 ``FILE:ROW:COLUMN:``.
 """
@@ -106,6 +106,6 @@ class Facts:
 
 
 def _disks(value: str) -> int:
-    from bmprov.install_options import disk_count  # noqa: PLC0415
+    from bmprov.install.options import disk_count  # noqa: PLC0415
 
     return disk_count(value)

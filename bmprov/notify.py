@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from bmprov.config import Config
 from bmprov.errors import ConfigError
-from bmprov.install_options import callback_url
+from bmprov.install.options import post_install_url
 from bmprov.nodes import Node
 from bmprov.posttask import TaskResult
 
@@ -50,7 +50,7 @@ class NotifySettings:
         url = raw.get("url")
         if url is not None:
             try:
-                url = callback_url(str(url))
+                url = post_install_url(str(url))
             except ValueError as exc:
                 raise ConfigError(f"{config.path}: post_install.url: {exc}") from None
         return cls(
@@ -66,7 +66,7 @@ def url_for(settings: NotifySettings, node: Node) -> str | None:
     :raises ValueError: the node's stored URL is not allowed.
     """
     own = node.install_options.get("post_install_url")
-    return callback_url(str(own)) if own else settings.url
+    return post_install_url(str(own)) if own else settings.url
 
 
 def payload(node: Node, task: TaskResult | None) -> bytes:

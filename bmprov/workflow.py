@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bmprov import install_options as opts
 from bmprov import states as st
 from bmprov.catalogue import check_applies
 from bmprov.errors import InputError
+from bmprov.install import options as opts
 from bmprov.lifecycle import advance, move, reenter
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.power import power_settings
@@ -47,7 +47,7 @@ OPTION_PARSERS: dict[str, Callable[[str], Any]] = {
     "partition_scheme": opts.partition_scheme,
     "post_script": opts.post_script,
     "callback_url": opts.callback_url,
-    "post_install_url": opts.callback_url,
+    "post_install_url": opts.post_install_url,
 }
 """Install options a reinstall may change (``root_password``: a plain one, hashed here)."""
 

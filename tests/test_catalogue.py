@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bmprov import facts
+from bmprov.boot.osprofiles import build_profiles
 from bmprov.catalogue import fit
 from bmprov.errors import ConfigError
 from bmprov.facts import Facts
-from bmprov.osprofiles import build_profiles
 from tests.conftest import Site, write_csv
 
 CATALOGUE = """

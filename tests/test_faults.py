@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bmprov import filejobs, fsutil
+from bmprov import fsutil
+from bmprov.boot import jobs as filejobs
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend
 from bmprov.errors import DriverError
 from tests import faults

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from bmprov import ipam
 from bmprov import states as st
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.dhcp import DhcpSettings, open_backend
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node

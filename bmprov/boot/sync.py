@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import states as st
-from bmprov.bootfiles import BootSettings, NodeFileWriter
+from bmprov.boot.settings import BootSettings
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError, InputError
 from bmprov.fsutil import fsync_dir, remove_stale_temps

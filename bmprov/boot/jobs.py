@@ -50,7 +50,7 @@ FILES_STEP = "boot files"
 
 
 class FileWriter(Protocol):
-    """What networking needs from :class:`bmprov.bootfiles.NodeFileWriter`."""
+    """What networking needs from :class:`bmprov.boot.writer.NodeFileWriter`."""
 
     def write(self, node: Node, ip: str) -> list[Path]:
         """Write the node's boot and install files; StepFailed on a bad value."""
