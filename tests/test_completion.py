@@ -133,6 +133,10 @@ def test_completion_in_order_with_a_real_task(cli, site: Site, tmp_path, monkeyp
     task = _events(site, "SNOK")[-1].detail or ""
     assert task.startswith("exit 0 in ") and "configured SNOK" in task
     assert "\x1b" not in task  # control characters are not recorded
+    shown = json.loads(cli("events", "SNOK", "--json").stdout)
+    assert [e["kind"] for e in shown] == kinds and shown[-1]["source"] == "complete"
+    table = cli("events", "SNOK")
+    assert table.exit_code == 0 and "post_install.task" in table.stdout
 
 
 def test_failing_task_keeps_the_node_deployed_and_complete_retries(

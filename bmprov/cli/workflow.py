@@ -122,3 +122,38 @@ def complete_cmd(ctx: typer.Context, serials: SerialsArg, as_json: JsonOpt = Fal
     with output.progress_bar("complete", enabled=not as_json) as bar:
         batch = complete(action_ctx, serials, progress=bar.advance)
     _print(batch, as_json)
+
+
+@app.command("events")
+def events_cmd(
+    ctx: typer.Context,
+    serial: Annotated[str, typer.Argument(help="The node's serial.")],
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, metavar="N", help="The latest N events.")
+    ] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """A node's latest events: completion steps, post-install task output, reinstalls."""
+    from bmprov.cli.tables import Column, print_table  # noqa: PLC0415
+    from bmprov.nodes import get_node  # noqa: PLC0415
+
+    db = obj(ctx).db()
+    node = get_node(db, serial)
+    events = db.events(node.id, limit)
+    if as_json:
+        output.print_json(
+            [{"at": e.at, "kind": e.kind, "detail": e.detail, "source": e.source} for e in events]
+        )
+        return
+    columns = [Column("at", key=True), Column("kind", key=True), Column("detail")]
+    columns.append(Column("source", drop=1))
+    cells = [
+        [
+            output._cell(e.at),
+            output._cell(e.kind),
+            output._cell(e.detail or ""),
+            output._cell(e.source or ""),
+        ]
+        for e in events
+    ]
+    print_table(output.console(), columns, cells, f"events of {output._cell(node.serial)}")

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
+from bmprov.drivers.ipmi import logout_all
 from tests.conftest import Site, write_csv
 from tests.sims.fixtures import LABBMC_PORT, configure_bmc
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> Iterator[None]:
+    """This module's simulators are new processes on the ports test_ipmi.py's used: the
+    process-wide IPMI session cache would hand back a session the old simulator held, and the
+    first call would hang to its deadline (5 s, seen in a full run)."""
+    logout_all(1.0)
+    yield
+    logout_all(1.0)
 
 
 @pytest.mark.peer
