@@ -28,9 +28,9 @@ from bmprov.boot.writer import NodeFileWriter
 from bmprov.drivers import BootDevice
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
-from bmprov.notify import NotifySettings, notify_all
-from bmprov.posttask import TaskResult, TaskSettings, run_tasks
-from bmprov.power import PowerRequest, default_uefi, power_settings, run_power
+from bmprov.notify import notify_all
+from bmprov.posttask import TaskResult, run_tasks
+from bmprov.power import PowerRequest, default_uefi, run_power
 from bmprov.result import ResultCode
 from bmprov.stages.base import ActionContext, Outcome
 from bmprov.store import Event
@@ -57,8 +57,8 @@ class Completion:
 
     def __init__(self, ctx: ActionContext) -> None:
         self.ctx = ctx
-        self.task = TaskSettings.from_config(ctx.config)
-        self.notify = NotifySettings.from_config(ctx.config)
+        self.task = ctx.config.settings.post_task
+        self.notify = ctx.config.settings.post_url
         self.events: list[Event] = []
 
     def check(self) -> None:
@@ -83,7 +83,7 @@ class Completion:
 
     def _boot_device(self, states: list[_Node]) -> None:
         config = self.ctx.config
-        settings = power_settings(config)
+        settings = config.settings.power
         if not (settings.auto_on_provisioning or settings.provisioning_persistent):
             return  # bmprov never touched these nodes' boot device
         request = PowerRequest(bootdev=BootDevice.DISK, persistent=True, uefi=default_uefi(config))

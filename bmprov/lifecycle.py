@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from bmprov import states as st
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
-from bmprov.power import power_settings
 from bmprov.result import BatchResult, NodeResult
 from bmprov.stages import ActionContext, Outcome, StageAction, action_for
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
@@ -106,7 +105,7 @@ def advance(
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report, unlock)
     if _power_cycles(ctx, target):
-        limit = power_settings(ctx.config).max_nodes
+        limit = ctx.config.settings.power.max_nodes
         check_blast_radius(len(plan.enter) + len(plan.resume), limit, max_nodes, "power-cycle")
     actions = _Actions(ctx)
     log.info(
@@ -139,7 +138,7 @@ def _power_cycles(ctx: ActionContext, target: str) -> bool:
     if stage is None:
         return False
     auto = ctx.auto_power
-    return power_settings(ctx.config).auto_on_provisioning if auto is None else auto
+    return ctx.config.settings.power.auto_on_provisioning if auto is None else auto
 
 
 def check_actions(actions: _Actions, target: str) -> None:

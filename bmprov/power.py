@@ -184,12 +184,12 @@ def run_power(
     that PXE-boots nodes goes in waves of ``settings.wave_size``; ``clock`` (tests: a fake)
     does the waiting between them.
     """
-    settings = settings or power_settings(config)
+    settings = settings or config.settings.power
     run = _Run(
         config,
         request,
         CredentialStore(config),
-        driver_settings(config),
+        config.settings.drivers,
         Stagger(settings.stagger),
         dry_run,
         config.section("bmc"),

@@ -30,7 +30,6 @@ from bmprov.errors import InputError
 from bmprov.install import options as opts
 from bmprov.lifecycle import advance, move, reenter
 from bmprov.nodes import Node, Selection, select_nodes
-from bmprov.power import power_settings
 from bmprov.result import BatchResult, NodeResult
 from bmprov.stages import ActionContext
 from bmprov.store import Event, NodeUpdate
@@ -107,7 +106,7 @@ def reinstall(
     changes = install_changes(options or {})
     for node in nodes:
         _check_scheme(ctx, node, changes)
-    limit = power_settings(ctx.config).max_nodes
+    limit = ctx.config.settings.power.max_nodes
     check_blast_radius(len(nodes), limit, max_nodes, "reinstall")
     if dry_run:
         batch = BatchResult(action="reinstall (dry run)")

@@ -87,18 +87,12 @@ def _run(
     from dataclasses import replace  # noqa: PLC0415
 
     from bmprov.nodes import select_nodes  # noqa: PLC0415
-    from bmprov.power import (  # noqa: PLC0415
-        POWER_ON_ACTIONS,
-        PowerRequest,
-        default_uefi,
-        power_settings,
-        run_power,
-    )
+    from bmprov.power import POWER_ON_ACTIONS, PowerRequest, default_uefi, run_power  # noqa: PLC0415
     from bmprov.waves import check_blast_radius  # noqa: PLC0415
 
     state = obj(ctx)
     config = state.config()
-    settings = power_settings(config)
+    settings = config.settings.power
     if concurrency is not None:
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:
