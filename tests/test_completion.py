@@ -8,7 +8,6 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from bmprov.drivers.fake import LAB
 from bmprov.nodes import get_node
 from bmprov.store import Event
 from tests.conftest import Site, write_csv
-from tests.sims.fixtures import configure_bmc
+from tests.sims.fixtures import configure_fake_bmc
 
 TASK = r"""
 import json, os, subprocess, sys, time
@@ -36,12 +35,7 @@ print("configured", serial, "\x1b[31mcolour\x1b[0m")
 sys.exit(3 if serial == "SNBAD" and not os.path.exists(os.path.join(out, "fixed")) else 0)
 """
 
-
-@pytest.fixture(autouse=True)
-def _clean_lab() -> Iterator[None]:
-    LAB.reset()
-    yield
-    LAB.reset()
+pytestmark = pytest.mark.usefixtures("clean_lab")
 
 
 def _mac(i: int) -> str:
@@ -50,8 +44,8 @@ def _mac(i: int) -> str:
 
 def _site(site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, post: str) -> Path:
     """Fake BMCs with automatic power; the task script and [post_install] ``post``."""
-    configure_bmc(site, monkeypatch, "auto_on_provisioning = true\nwave_interval = 0\n")
-    text = site.config_path.read_text().replace("[bmc]\n", '[bmc]\ndriver = "fake"\n', 1)
+    configure_fake_bmc(site, monkeypatch, "auto_on_provisioning = true\nwave_interval = 0\n")
+    text = site.config_path.read_text()
     site.config_path.write_text(_without_table(text, "post_install"))
     out = tmp_path / "out"
     out.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,12 @@ from bmprov.drivers.base import BootDevice
 from bmprov.drivers.fake import LAB
 from bmprov.nodes import get_node
 from tests.conftest import Site, write_csv
-from tests.sims.fixtures import configure_bmc
+from tests.sims.fixtures import configure_fake_bmc
 
 PASSWORD_VAR = "REINSTALL_ROOT_PW"
 GPU_OS = '[boot.os.rocky9-gpu]\nbase = "rocky9"\ntags = ["bm", "gpu"]\n'
 
-
-@pytest.fixture(autouse=True)
-def _clean_lab() -> Iterator[None]:
-    LAB.reset()
-    yield
-    LAB.reset()
+pytestmark = pytest.mark.usefixtures("clean_lab")
 
 
 def _deployed(cli, site: Site, tmp_path: Path, rows: list[list[str]]) -> None:
@@ -34,9 +28,8 @@ def _deployed(cli, site: Site, tmp_path: Path, rows: list[list[str]]) -> None:
 
 
 def _fake_site(site: Site, monkeypatch: pytest.MonkeyPatch, power: str = "") -> None:
-    configure_bmc(site, monkeypatch, power)
-    text = site.config_path.read_text().replace("[bmc]\n", '[bmc]\ndriver = "fake"\n', 1)
-    site.config_path.write_text(text + GPU_OS)
+    configure_fake_bmc(site, monkeypatch, power)
+    site.write_config(GPU_OS)
 
 
 def _row(serial: str, i: int, gpu: str = "0") -> list[str]:

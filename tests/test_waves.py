@@ -12,7 +12,9 @@ from bmprov.errors import InputError
 from bmprov.nodes import list_nodes
 from bmprov.power import PowerRequest, PowerSettings, run_power
 from bmprov.waves import check_blast_radius, in_waves
-from tests.sims.fixtures import add_nodes, configure_bmc
+from tests.sims.fixtures import add_nodes, configure_fake_bmc
+
+pytestmark = pytest.mark.usefixtures("clean_lab")
 
 
 def _cycled(i: int) -> int:
@@ -35,19 +37,10 @@ class FakeClock:
         self.marks.append(sum(_cycled(i) for i in range(1, 8)))
 
 
-@pytest.fixture(autouse=True)
-def _clean_lab():
-    LAB.reset()
-    yield
-    LAB.reset()
-
-
 @pytest.fixture
 def farm(site, monkeypatch):
     """Seven nodes with fake BMCs (10.0.1.1..7) and one without."""
-    configure_bmc(site, monkeypatch, "wave_size = 3\nwave_interval = 45\nmax_nodes = 5\n")
-    text = site.config_path.read_text().replace("[bmc]\n", '[bmc]\ndriver = "fake"\n', 1)
-    site.config_path.write_text(text)
+    configure_fake_bmc(site, monkeypatch, "wave_size = 3\nwave_interval = 45\nmax_nodes = 5\n")
     rows = [{"serial": f"w{i}", "bmc_address": f"10.0.1.{i}:623"} for i in range(1, 8)]
     with site.db() as db:
         add_nodes(db, [*rows, {"serial": "w8"}])
