@@ -12,8 +12,10 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     importing,
     init,
     nodes,
+    oscat,
     power,
     pxe,
+    workflow,
 )
 from bmprov.cli.app import app
 
