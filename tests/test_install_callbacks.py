@@ -101,8 +101,8 @@ def test_with_serve_every_file_passes_its_checks(writer, os_name) -> None:
     helper = scripts[0].split("bmprov_callback() {")[1].split("\n}\n")[0]
     assert helper in online_script(text)  # the same helper on the first boot
     assert "http://127.0.0.1:33600/callback/SN1" in scripts[0] and TOKEN in scripts[0]
-    # serve calls the node's callback_url after completion (issue 12 item 4): not the installer
-    assert "event=installed" not in text + "".join(late_scripts(text))
+    # the installer's plain "installed" GET is kept (serve's notice is post_install_url)
+    assert "--data-urlencode event=installed" in text + "".join(late_scripts(text))
     assert "ExecStart=/bin/sh /var/lib/bmprov/online.sh" in _unit(text)
 
 
