@@ -15,13 +15,14 @@ methods and runs the same tests. Rules every implementation keeps:
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from bmprov.nodes import Node, Selection
@@ -77,10 +78,54 @@ class BootRecord:
     cleared_at: str | None
 
 
+def node_from_row(row: Any, macs: Iterable[str]) -> Node:
+    """A :class:`Node` from a ``nodes`` row (a mapping, any backend's) and its MACs in order."""
+    from bmprov.nodes import Node  # noqa: PLC0415  (nodes imports this module for typing)
+
+    data = dict(row)
+    data["install_options"] = json.loads(data.get("install_options") or "{}")
+    data["automated"] = bool(data.get("automated"))
+    data["macs"] = tuple(macs)
+    return Node(**data)
+
+
+RENDER_COLUMNS = (
+    "id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip, install_options"
+)
+
+
+def render_rows_from(
+    mac_rows: Iterable[Sequence[Any]], rows: Iterable[Sequence[Any]]
+) -> list[RenderRow]:
+    """:class:`RenderRow` s from (node id, mac) rows by position and ``RENDER_COLUMNS`` rows."""
+    macs: dict[int, list[str]] = defaultdict(list)
+    for node_id, mac in mac_rows:
+        macs[node_id].append(mac)
+    return [
+        RenderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],))
+        for r in rows
+    ]
+
+
 class Store(ABC):
     """bmprov's state. See the module docstring for the rules every backend keeps."""
 
-    path: Path
+    backend: str  # "sqlite" or "postgresql"
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the state lives, for messages: the SQLite file, or the URL without password."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def backend_version(self) -> str:
+        """The version of the database engine (SQLite library, PostgreSQL server)."""
 
     # -- connection and transactions --------------------------------------------------------
 

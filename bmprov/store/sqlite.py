@@ -16,7 +16,17 @@ from typing import Any
 
 from bmprov.errors import StateError, StateFileError
 from bmprov.nodes import Node, Selection
-from bmprov.store.base import Addressed, BootRecord, NodeUpdate, RenderRow, Store, utcnow
+from bmprov.store.base import (
+    RENDER_COLUMNS,
+    Addressed,
+    BootRecord,
+    NodeUpdate,
+    RenderRow,
+    Store,
+    node_from_row,
+    render_rows_from,
+    utcnow,
+)
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS, Connection
 
 _HISTORY = (
@@ -53,6 +63,17 @@ def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> St
 
 class StateDB(Connection, Store):
     """bmprov's state in one SQLite file."""
+
+    backend = "sqlite"
+
+    @property
+    def location(self) -> str:
+        """The state file's path."""
+        return str(self.path)
+
+    def backend_version(self) -> str:
+        """The SQLite library's version."""
+        return sqlite3.sqlite_version
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -137,7 +158,7 @@ class StateDB(Connection, Store):
             )
         for mrow in mac_rows:
             by_node[mrow["node_id"]].append(mrow["mac"])
-        return [_node_from_row(r, by_node.get(r["id"], ())) for r in rows]
+        return [node_from_row(r, by_node.get(r["id"], ())) for r in rows]
 
     # -- moves ------------------------------------------------------------------------------
 
@@ -301,17 +322,10 @@ class StateDB(Connection, Store):
 
     def render_rows(self) -> list[RenderRow]:
         """Every node's render inputs in two queries (no JSON decoding)."""
-        macs: dict[int, list[str]] = defaultdict(list)
-        for node_id, mac in self.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"):
-            macs[node_id].append(mac)
-        rows = self.query(
-            "SELECT id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip,"
-            " install_options FROM nodes ORDER BY serial"
+        return render_rows_from(
+            self.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"),
+            self.query(f"SELECT {RENDER_COLUMNS} FROM nodes ORDER BY serial"),
         )
-        return [
-            RenderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],))
-            for r in rows
-        ]
 
     def boot_records(self) -> dict[int, BootRecord]:
         """node id → fingerprint and cleared time of its last render."""
@@ -329,11 +343,3 @@ class StateDB(Connection, Store):
                 " updated_at = excluded.updated_at",
                 [(node_id, r.fingerprint, r.cleared_at, now) for node_id, r in records],
             )
-
-
-def _node_from_row(row: sqlite3.Row, macs: Iterable[str]) -> Node:
-    data = dict(row)
-    data["install_options"] = json.loads(data.get("install_options") or "{}")
-    data["automated"] = bool(data.get("automated"))
-    data["macs"] = tuple(macs)
-    return Node(**data)
