@@ -40,7 +40,7 @@ class Site:
     backend: str = "sqlite"
 
     def db(self) -> Store:
-        from bmprov.store import open_store  # noqa: PLC0415
+        from bmprov.store import open_store
 
         return open_store(self.config)
 
@@ -101,11 +101,15 @@ def site(
     monkeypatch.setenv("BMPROV_CONFIG", str(result.config_path))
     made = Site(result.config_path.parent, result.config_path, backend)
     if backend == "postgresql":
-        url = request.getfixturevalue("state_location")
-        text = result.config_path.read_text(encoding="utf-8")
-        lines = [f'state = "{url}"' if ln.startswith("state =") else ln for ln in text.splitlines()]
-        result.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        set_top_level(result.config_path, f'state = "{request.getfixturevalue("state_location")}"')
     yield made
+
+
+def set_top_level(config: Path, lines: str) -> None:
+    """Replace the config's ``state = …`` line with ``lines`` (top-level keys: before any table)."""
+    text = config.read_text(encoding="utf-8")
+    out = [lines if ln.startswith("state =") else ln for ln in text.splitlines()]
+    config.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
 @dataclass

@@ -120,6 +120,11 @@ class PgServer:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
 
 
+def db_name(url: str) -> str:
+    """The database name in one of :meth:`PgServer.url`'s URLs."""
+    return url.split("@/", 1)[1].split("?", 1)[0]
+
+
 @contextlib.contextmanager
 def running(port: int) -> Iterator[PgServer]:
     """A started server, stopped and deleted afterwards whatever happens."""

@@ -15,7 +15,6 @@ from bmprov.config import Config
 from bmprov.nodes import Node, list_nodes
 from bmprov.store import StateDB, Store, open_url
 
-
 BOTH_BACKENDS = True  # state-using tests run on SQLite and PostgreSQL (conftest)
 
 

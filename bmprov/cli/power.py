@@ -82,7 +82,7 @@ def _run(
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
-    nodes = select_nodes(state.db(), make_selection(*select))
+    nodes = select_nodes(state.db(), make_selection(*select, state.config().site))
     request = PowerRequest(
         action=action,
         bootdev=bootdev,

@@ -68,6 +68,7 @@ class RenderRow:
     ip: str | None
     options_json: str
     macs: tuple[str, ...]
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def node_from_row(row: Any, macs: Iterable[str]) -> Node:
 
 
 RENDER_COLUMNS = (
-    "id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip, install_options"
+    "id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip, install_options, site"
 )
 
 
@@ -102,7 +103,9 @@ def render_rows_from(
     for node_id, mac in mac_rows:
         macs[node_id].append(mac)
     return [
-        RenderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],))
+        RenderRow(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],), r[9]
+        )
         for r in rows
     ]
 
@@ -242,3 +245,16 @@ class Store(ABC):
     @abstractmethod
     def save_boot_records(self, records: Iterable[tuple[int, BootRecord]]) -> None:
         """Record what was rendered (upsert per node)."""
+
+    # -- whole-state copy (bmprov state copy) -----------------------------------------------
+
+    @abstractmethod
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of ``table`` as stored (ids and timestamps included), by its key."""
+
+    @abstractmethod
+    def restore_tables(
+        self, tables: Sequence[tuple[str, Sequence[str], Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """Write dumped tables (in the order given) into this empty state, in one transaction;
+        id sequences continue after the copied ids."""

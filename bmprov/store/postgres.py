@@ -324,6 +324,29 @@ class PostgresStore(PgConnection, Store):
                 ),
             )
 
+    # -- whole-state copy -------------------------------------------------------------------
+
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of ``table``, by its first column (the key)."""
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM {table} ORDER BY 1".encode())
+            columns = [d.name for d in cur.description or ()]
+            return columns, cur.fetchall()
+
+    def restore_tables(
+        self, tables: Sequence[tuple[str, Sequence[str], Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """``COPY`` per table, one transaction; identity sequences then continue after the
+        largest copied id."""
+        with self.atomic() as conn:
+            for table, columns, rows in tables:
+                self._copy(table, columns, rows)
+                if "id" in columns and rows:
+                    conn.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                        f" (SELECT MAX(id) FROM {table}))".encode()
+                    )
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -10,6 +10,8 @@ runs on both). :func:`migration_sql` picks the text for a dialect.
 
 from __future__ import annotations
 
+import re
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_nodes_macs_history",
@@ -144,6 +146,14 @@ POSTGRES: dict[str, str] = {
 
 SQLITE_ONLY = ("STRICT", "WITHOUT ROWID", "INTEGER PRIMARY KEY", "TRIGGER", "json_each", "RAISE(")
 """Syntax that makes a migration need its own PostgreSQL text."""
+
+
+def tables() -> list[str]:
+    """Every table the migrations create, in creation order (parents before children)."""
+    names: list[str] = []
+    for _, sql in MIGRATIONS:
+        names += re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql, re.IGNORECASE)
+    return names
 
 
 def migration_sql(name: str, sql: str, dialect: str) -> str:

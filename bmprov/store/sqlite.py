@@ -327,6 +327,24 @@ class StateDB(Connection, Store):
             self.query(f"SELECT {RENDER_COLUMNS} FROM nodes ORDER BY serial"),
         )
 
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of ``table``, by its first column (the key)."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        return [d[0] for d in cur.description], rows
+
+    def restore_tables(
+        self, tables: Sequence[tuple[str, Sequence[str], Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """Bulk inserts, one transaction (ids are kept: new rows continue after them)."""
+        with self.atomic() as conn:
+            for table, columns, rows in tables:
+                marks = ", ".join("?" * len(columns))
+                conn.executemany(
+                    f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", rows
+                )
+
     def boot_records(self) -> dict[int, BootRecord]:
         """node id → fingerprint and cleared time of its last render."""
         rows = self.query("SELECT node_id, fingerprint, cleared_at FROM boot_files")
