@@ -39,8 +39,9 @@ def pg_bin(tool: str) -> Path:
 class PgServer:
     """One running cluster. :meth:`new_database` gives each test its own empty database."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, durable: bool = False) -> None:
         self.port = port
+        self.durable = durable  # False (tests): fsync off; True (benchmark): server defaults
         self.dir = Path(tempfile.mkdtemp(prefix="bmprov-pg-"))
         os.chown(self.dir, UID, GID)
         self.data = self.dir / "data"
@@ -67,9 +68,10 @@ class PgServer:
                 fh.write(
                     f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
                     f"unix_socket_directories = '{self.socket_dir}'\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "max_connections = 60\nshared_buffers = 64MB\n"
                 )
+                if not self.durable:
+                    fh.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         self._as_nobody(
             pg_bin("pg_ctl"), "-D", self.data, "-l", self.dir / "server.log", "-w", "-t", "60",
             "start",
@@ -99,6 +101,10 @@ class PgServer:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def version(self) -> str:
+        with self.admin() as conn:
+            return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+
     def admin(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
             host=self.socket_dir, port=self.port, user="postgres", dbname=dbname, autocommit=True
@@ -126,9 +132,9 @@ def db_name(url: str) -> str:
 
 
 @contextlib.contextmanager
-def running(port: int) -> Iterator[PgServer]:
+def running(port: int, durable: bool = False) -> Iterator[PgServer]:
     """A started server, stopped and deleted afterwards whatever happens."""
-    server = PgServer(port)
+    server = PgServer(port, durable)
     try:
         server.start()
         yield server
