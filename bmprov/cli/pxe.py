@@ -41,7 +41,7 @@ def render_cmd(
     with a MAC gets local-boot entries. When the config names this host's `site`, only that
     site's nodes (--site or --all widens it). Exit 1 if any node failed.
     """
-    from bmprov.pxe import render_all  # noqa: PLC0415
+    from bmprov.boot.sync import render_all  # noqa: PLC0415
 
     state = obj(ctx)
     config = state.config()
@@ -68,7 +68,7 @@ def clear_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Switch every per-MAC entry of the nodes to local boot (until their stage changes)."""
-    from bmprov.pxe import clear  # noqa: PLC0415
+    from bmprov.boot.sync import clear  # noqa: PLC0415
 
     state = obj(ctx)
     batch = clear(state.config(), state.db(), serials)
@@ -93,7 +93,7 @@ def validate_cmd(
 ) -> None:
     """Render install files and validate kickstarts with pykickstart. Exit 1 if any failed."""
     from bmprov.errors import InputError  # noqa: PLC0415
-    from bmprov.kscheck import validate_nodes  # noqa: PLC0415
+    from bmprov.install.kscheck import validate_nodes  # noqa: PLC0415
 
     if serials and all_nodes:
         raise InputError("give serials or --all, not both")

@@ -9,7 +9,16 @@ named migrations (:mod:`bmprov.store.schema`) for every backend.
 
 from __future__ import annotations
 
-from bmprov.store.base import Addressed, BootRecord, NodeUpdate, RenderRow, Store, utcnow
+from bmprov.store.base import (
+    Addressed,
+    BootRecord,
+    Event,
+    Install,
+    NodeUpdate,
+    RenderRow,
+    Store,
+    utcnow,
+)
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
 from bmprov.store.opening import open_store, open_url
 from bmprov.store.schema import MIGRATIONS
@@ -20,6 +29,8 @@ __all__ = [
     "MIGRATIONS",
     "Addressed",
     "BootRecord",
+    "Event",
+    "Install",
     "NodeUpdate",
     "RenderRow",
     "StateDB",

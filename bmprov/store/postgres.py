@@ -27,12 +27,13 @@ from bmprov.store.base import (
     render_rows_from,
     utcnow,
 )
-from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK, PgConnection
+from bmprov.store.pg_installs import PgInstalls
+from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK
 
 _HISTORY_COLS = ("node_id", "serial", "from_stage", "to_stage", "at", "reason", "command")
 
 
-class PostgresStore(PgConnection, Store):
+class PostgresStore(PgInstalls, Store):
     """bmprov's state in a PostgreSQL database."""
 
     backend = "postgresql"
