@@ -1,6 +1,7 @@
 """State backends side by side (issue 14): SQLite and PostgreSQL in one run, as root.
 
     .venv/bin/python bench/state_bench.py [--rows 100000] [--nodes 10000] [--ips 10000]
+                                          [--parts import,networking,allocate]
 
 A real PostgreSQL (Debian's, started by tests/pgserver.py in a temporary directory as
 ``nobody``, unix socket, fsync on — the server's defaults apart from the port) and SQLite files
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--ips", type=int, default=10_000)
+    parser.add_argument("--parts", default="import,networking,allocate", help="which to run")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bmprov-state-bench-") as tmp,
@@ -166,9 +168,13 @@ def main() -> None:
     ):
         root = Path(tmp)
         print(f"PostgreSQL {server.version()} on a unix socket; SQLite files in {tmp}")
-        bench_import(root, server, args.rows)
-        bench_networking(root, server, args.nodes)
-        bench_allocate(root, server, args.ips)
+        parts = args.parts.split(",")
+        if "import" in parts:
+            bench_import(root, server, args.rows)
+        if "networking" in parts:
+            bench_networking(root, server, args.nodes)
+        if "allocate" in parts:
+            bench_allocate(root, server, args.ips)
 
 
 if __name__ == "__main__":
