@@ -112,6 +112,16 @@ def set_top_level(config: Path, lines: str) -> None:
     config.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
+@pytest.fixture
+def clean_lab() -> Iterator[None]:
+    """The fake BMCs (``bmprov.drivers.fake.LAB``) forgotten before and after the test."""
+    from bmprov.drivers.fake import LAB
+
+    LAB.reset()
+    yield
+    LAB.reset()
+
+
 @dataclass
 class Run:
     exit_code: int
