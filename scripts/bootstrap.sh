@@ -14,6 +14,9 @@ APT_PACKAGES=(
   isc-dhcp-server isc-dhcp-client dnsmasq-base kea-dhcp4-server
   tftpd-hpa tftp-hpa busybox
   openipmi ipmitool
+  # tests/bench: a real PostgreSQL for the shared state, run by the fixtures (initdb/pg_ctl);
+  # postgresql-common ships the postgresql service, which quiet_services.sh disables at boot
+  postgresql postgresql-common
   grub-common  # grub-script-check: the GRUB entries bmprov writes are syntax-checked by GRUB itself
   debconf  # debconf-set-selections --checkonly: ks validate and the tests check every preseed
   # tests/test_pxe_boot_qemu.py: a QEMU machine PXE-boots from bmprov's files (BIOS and UEFI)

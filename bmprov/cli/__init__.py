@@ -15,6 +15,7 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     oscat,
     power,
     pxe,
+    state,
     workflow,
 )
 from bmprov.cli.app import app
