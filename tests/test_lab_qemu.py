@@ -32,6 +32,7 @@ import pytest
 from bmprov.lab import rack, state
 from bmprov.lab.web import read_jsonl
 from tests import peers
+from tests.lab import processes_mentioning
 from tests.sims.fixtures import PORT_BASE
 
 pytestmark = [
@@ -164,15 +165,7 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
     assert report["found"] and len(report["stopped"]) == 4 and report["killed_in_netns"] == []
     assert not any(state.alive(p) for p in procs)
     assert not any(n.startswith(f"bmpL-{os.getpid()}") for n in os.listdir("/run/netns"))
-    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(lab) in _cmd(p)]
-    assert left == [], left
+    assert processes_mentioning(str(lab)) == []
     print(
         f"lab up {up_s:.1f} s; PXE install to stage 5 {install_s:.1f} s; disk boot {disk_s:.1f} s"
     )
-
-
-def _cmd(path: Path) -> str:
-    try:
-        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bmprov.config import load_config
-from bmprov.errors import InputError
+from bmprov.errors import BmprovError, InputError
 from bmprov.fsutil import atomic_write
 from bmprov.lab import installer, netns, services, site, state
 from bmprov.lab.agent import READY
@@ -54,6 +54,10 @@ NEEDED = (  # (program or file, Debian package): scripts/bootstrap.sh installs t
     ("file", "file"),
 )
 Progress = Callable[[str], None]
+
+
+class LabError(BmprovError):
+    """A step of ``lab up`` failed (exit 1); what it had started is stopped again."""
 
 
 def _quiet(_: str) -> None:
@@ -126,10 +130,15 @@ def up(
     lab.save()
     try:
         _up(lab, progress)
-    except BaseException:
-        progress("failed: tearing down what was started")
+    except BaseException as exc:
+        progress("failed: stopping everything it started")
         down(directory)
-        raise
+        if isinstance(exc, BmprovError) or not isinstance(exc, Exception):
+            raise
+        raise LabError(
+            f"lab up failed: {exc}\neverything it started is stopped again "
+            f"(logs: {directory / 'logs'})"
+        ) from exc
     return lab
 
 
