@@ -8,7 +8,9 @@ Started by ``bmprov lab up`` and stopped by ``lab down`` (SIGTERM). It runs
   (pyghmi's IO loop on the main thread), each powering its QEMU machine; the QEMU processes
   are this agent's children and get SIGKILL if it dies (``PR_SET_PDEATHSIG``);
 * the OMAPI forwarder: 127.0.0.1:<port_base> on the host → dhcpd's OMAPI port in the
-  namespace, so bmprov on the host adds reservations with no address outside loopback;
+  namespace, so bmprov on the host adds reservations with no address outside loopback
+  (:func:`forward` works either way: ``bmprov serve`` on host loopback can be reached by the
+  guests from SERVER:HTTP_PORT in the namespace the same way);
 * the guests' HTTP server (:func:`bmprov.lab.web.start_http`).
 
 It writes ``agent.ready`` once everything listens.
@@ -34,9 +36,13 @@ from bmprov.lab.vbmc import CallLog, VirtualBmc
 READY = "agent.ready"
 
 
-def forward_omapi(ns: str, port: int) -> None:
-    """Accept on host 127.0.0.1:port; connect each client to OMAPI inside ``ns``."""
-    listener = socket.create_server(("127.0.0.1", port))
+Endpoint = tuple[str | None, str, int]  # (namespace or None for the agent's own, host, port)
+
+
+def forward(listen: Endpoint, connect: Endpoint) -> None:
+    """Accept TCP on ``listen`` and pipe each connection to ``connect`` (either namespace)."""
+    with netns.inside(listen[0]) if listen[0] else contextlib.nullcontext():
+        listener = socket.create_server(listen[1:])
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -48,10 +54,10 @@ def forward_omapi(ns: str, port: int) -> None:
     def serve() -> None:
         while True:
             client, _ = listener.accept()
-            with netns.inside(ns):
+            with netns.inside(connect[0]) if connect[0] else contextlib.nullcontext():
                 upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                upstream.connect(("127.0.0.1", services.OMAPI_PORT))
+                upstream.connect(connect[1:])
             except OSError:
                 client.close()
                 upstream.close()
@@ -59,7 +65,7 @@ def forward_omapi(ns: str, port: int) -> None:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=pump, args=(a, b), daemon=True).start()
 
-    threading.Thread(target=serve, name="omapi-forward", daemon=True).start()
+    threading.Thread(target=serve, name=f"forward-{listen[2]}", daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +93,8 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    forward_omapi(lab.netns, lab.omapi_port)
+    # bmprov on the host reaches dhcpd's OMAPI in the namespace through host loopback only
+    forward((None, "127.0.0.1", lab.omapi_port), (lab.netns, "127.0.0.1", services.OMAPI_PORT))
     web.start_http(lab.netns, directory, directory / "http", "ks")
     (directory / READY).write_text(f"{os.getpid()} {len(bmcs)}\n")
     print(f"lab agent: {len(bmcs)} BMC(s), pid {os.getpid()}", flush=True)
