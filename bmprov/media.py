@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bmprov.bootfiles import BootSettings
+from bmprov.boot.osprofiles import unknown_os
 from bmprov.config import Config
 from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
-from bmprov.osprofiles import site_profiles, unknown_os
 
 LAYOUTS = (  # where installers keep their network-boot kernel and initrd
     ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"),  # Rocky, RHEL, Alma, Fedora
@@ -106,11 +105,10 @@ def add_media(
 
     :raises InputError: unknown OS profile, unreadable image, no kernel/initrd found.
     """
-    profiles, _ = site_profiles(config)
-    if name not in profiles:
-        raise InputError(unknown_os(name, profiles))
-    profile = profiles[name]
-    settings = BootSettings.from_config(config)
+    settings = config.settings.boot
+    if name not in settings.os:
+        raise InputError(unknown_os(name, settings.os))
+    profile = settings.os[name]
     if not iso_path.is_file():
         raise InputError(f"{iso_path}: no such file")
     iso = _Iso(iso_path)
