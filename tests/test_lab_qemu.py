@@ -45,8 +45,8 @@ pytestmark = [
 ]
 
 LAB_PORT = PORT_BASE + 700
-INSTALL_TIMEOUT = 150.0  # TCG: ~25 s BIOS, ~40 s UEFI from power-on to stage 5 with 2 guests
-DISK_TIMEOUT = 90.0
+INSTALL_TIMEOUT = 240.0  # TCG: 25-40 s from power-on to stage 5; 130 s at load average 9+
+DISK_TIMEOUT = 150.0
 TOKEN = "labtoken-" + os.urandom(8).hex()
 
 
@@ -75,7 +75,7 @@ def ok(run) -> str:
     return run.stdout
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -> None:
     lab = tmp_path / "lab"
     t0 = time.monotonic()
@@ -89,7 +89,7 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
         assert all(p["running"] for p in info["processes"])
         config = lab / "bmprov.toml"
         text = config.read_text()
-        args = '"console=ttyS0,115200", "panic=-1"'
+        args = '"console=ttyS0,115200", "panic=-1", "quiet"'
         assert args in text
         config.write_text(text.replace(
             args, f'{args}, "bmprov.url=http://10.239.0.1:8080", "bmprov.token={TOKEN}"'
@@ -122,7 +122,7 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
             assert f"INSTALLER serial={serial}" in console
             assert re.search(r"INSTALL-FILE [1-9]\d* bytes", console)
             assert "LOCALDISK-BOOTED BMPROV-INSTALLED" in console and "firstboot=pending" in console
-            assert TOKEN not in console.split("LOCALDISK-BOOTED")[0].split("INSTALLER")[1]
+            assert TOKEN not in console  # neither the kernel (quiet) nor the stand-in
             leases = (lab / "logs/dhcpd.log").read_text()
             assert f"DHCPACK on {ips[serial]} to {m['mac']}" in leases
         calls = read_jsonl(lab / "vbmc.jsonl")

@@ -33,7 +33,8 @@ PART_START = 2048  # sectors: the first partition at 1 MiB, as partitioners plac
 PART_SECTORS = 24 * 2048  # 24 MiB of FAT: an 8 MiB kernel, a 2 MiB initrd, GRUB
 MARK_SKIP = PART_START + PART_SECTORS + 2048  # the install marker, past the partition
 DISK_BYTES = (MARK_SKIP + 2048) * SECTOR
-DISK_ARGS = "console=ttyS0,115200 panic=-1 bmprov.disk=1"
+# quiet: the kernel does not echo its command line (with the token) on the serial console
+DISK_ARGS = "console=ttyS0,115200 panic=-1 quiet bmprov.disk=1"
 
 
 def standin_image() -> GuestImage:

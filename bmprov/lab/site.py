@@ -45,7 +45,8 @@ def write_config(lab: LabState, omapi_secret: str) -> Path:
         ('tftp_root = "tftpboot"', 'tftp_root = "tftp"'),
         ("http_port = 80", f"http_port = {services.HTTP_PORT}"),
         ('default_os = "rocky9"', f'default_os = "{OS_NAME}"'),
-        ("kernel_args = []", 'kernel_args = ["console=ttyS0,115200", "panic=-1"]'),
+        # quiet: the kernel does not print its command line (bmprov.token=) on the console log
+        ("kernel_args = []", 'kernel_args = ["console=ttyS0,115200", "panic=-1", "quiet"]'),
         ('password_env = "BMPROV_BMC_PASSWORD"', 'password_file = "bmc.password"'),
     ):
         if old not in text:

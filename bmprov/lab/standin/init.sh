@@ -72,7 +72,7 @@ if [ "$FROMDISK" = 1 ]; then
     BMPROV-INSTALLED*) ;;
     *) log "LOCALDISK-EMPTY: no OS on the local disk"; poweroff -f; sleep 30 ;;
   esac
-  log "LOCALDISK-BOOTED $M"
+  log "LOCALDISK-BOOTED $(echo "$M" | sed 's/token=[^ ]*/token=*/')"  # never the token
   for w in $M; do
     case "$w" in url=*) URL=${w#url=} ;; token=*) TOKEN=${w#token=} ;; esac
   done
