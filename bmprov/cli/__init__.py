@@ -14,8 +14,10 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     lab,
     media,
     nodes,
+    oscat,
     power,
     pxe,
+    workflow,
 )
 from bmprov.cli.app import app
 
