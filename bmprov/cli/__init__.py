@@ -11,6 +11,8 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     dhcp,
     importing,
     init,
+    lab,
+    media,
     nodes,
     oscat,
     power,
