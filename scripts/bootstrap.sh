@@ -18,6 +18,7 @@ APT_PACKAGES=(
   debconf  # debconf-set-selections --checkonly: ks validate and the tests check every preseed
   # tests/test_pxe_boot_qemu.py: a QEMU machine PXE-boots from bmprov's files (BIOS and UEFI)
   qemu-system-x86 ipxe-qemu seabios pxelinux syslinux-common ovmf grub-efi-amd64-bin kmod file
+  chromium  # tests/test_serve_page.py: the status page loaded in headless Chromium
 )
 step() { printf 'bootstrap [%s/4] %s\n' "$1" "$2" >&2; }
 # A long step is announced, then says so every 10 s while it prints nothing of its own (pip

@@ -32,6 +32,7 @@ from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinu
 from bmprov.boot.osprofiles import OsProfile
 from bmprov.boot.render import Renderer, RenderError
 from bmprov.boot.settings import CMDLINE_ARG, BootSettings
+from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
@@ -74,6 +75,7 @@ class NodeFileWriter:
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
         self._checked = installcheck.RenderCheck()
+        self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -270,6 +272,7 @@ class NodeFileWriter:
             "layout": layout,
             "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
+            **(self.tokens.context(node.id) if self.tokens else NO_TOKENS),
         }
 
     def _profile_context(self, profile: OsProfile) -> dict[str, Any]:

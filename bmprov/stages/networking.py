@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
+from bmprov.boot import tokenctx
 from bmprov.boot.jobs import FileJobs, FileResult, FileWriter
 from bmprov.boot.osprofiles import site_profiles, unknown_os
 from bmprov.boot.sync import clean_temps
@@ -98,6 +99,8 @@ class NetworkingAction(StageAction):
             else:
                 batch.ips[node.id] = allocation.ips[node.id]
         todo = [n for n in ready if n.id in batch.ips]
+        if todo:
+            self._issue_tokens(todo)
         try:
             if todo:
                 files = FileJobs(self.writer, len(todo), todo, fork=self.own_writer)
@@ -110,6 +113,14 @@ class NetworkingAction(StageAction):
             _write_defaults(self.writer)
         for node in nodes:
             yield _outcome(node, batch)
+
+    def _issue_tokens(self, todo: list[Node]) -> None:
+        """A fresh install (token) per node, one transaction, before the file workers fork:
+        they inherit the writer with the installs, the site secret and serve's URL."""
+        installs = tokenctx.open_for(self.ctx.config, self.ctx.db, todo)
+        log.info("networking: tokens: %d new install(s)", len(installs))
+        if isinstance(self.writer, NodeFileWriter):
+            self.writer.tokens = tokenctx.InstallTokens.load(self.ctx.config, installs)
 
 
 def _profile_names(ctx: ActionContext) -> set[str] | None:
