@@ -263,7 +263,7 @@ def test_two_workers_hammered_lose_and_double_nothing(cli, site: Site, tmp_path:
     pids = set(re.findall(r"bmprov\.serve\.\w+: .*", (tmp_path / "serve.log").read_text()))
     assert pids  # it logged
     for serial, _, _ in nodes:
-        n, install, events = node(site, serial)
+        n, _, events = node(site, serial)
         assert n.stage == "deployed", (serial, n.stage_reason)
         assert [e.kind for e in events] == [f"stage {i}" for i in range(1, 6)], serial
 
