@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 from bmprov.config import Config
@@ -31,6 +32,9 @@ def run(config: Config, listen: str | None = None, workers: int | None = None) -
     logging.getLogger("bmprov.serve").info(
         "bmprov serve on %s (%d worker(s)); nodes call %s", settings.listen, count, settings.url
     )
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, which would end the
+    # process "killed by SIGTERM"; this handler turns that into a plain exit 0.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "bmprov.serve.app:create_app",
         factory=True,
@@ -41,6 +45,10 @@ def run(config: Config, listen: str | None = None, workers: int | None = None) -
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def setup_logging() -> None:
