@@ -42,9 +42,9 @@ class BootSettings:
     def from_config(cls, config: Config) -> BootSettings:
         """Validate ``[boot]``; :class:`ConfigError` names the key."""
         raw = config.section("boot")
-        network = config.section("network")
+        network = config.settings.network
         where = f"{config.path or 'config'}"
-        server = str(network.get("server_address", ""))
+        server = network.server_address or ""
         try:
             ipaddress.IPv4Address(server)
         except ValueError:
@@ -62,7 +62,7 @@ class BootSettings:
                 ipxe_dir=_rel(raw.get("ipxe_dir", "ipxe"), "ipxe_dir"),
                 default_os=validate.token(str(raw.get("default_os", "rocky9")), "OS name"),
                 kernel_args=tuple(_arg(a) for a in raw.get("kernel_args", [])),
-                domain=validate.hostname(network["domain"]) if network.get("domain") else None,
+                domain=validate.hostname(network.domain) if network.domain else None,
                 os=build_profiles(raw.get("os", {})),
             )
         except (ValueError, TypeError) as exc:

@@ -31,14 +31,14 @@ from bmprov import validate
 from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinux_name
 from bmprov.boot.osprofiles import OsProfile
 from bmprov.boot.render import Renderer, RenderError
-from bmprov.boot.settings import CMDLINE_ARG, BootSettings
+from bmprov.boot.settings import CMDLINE_ARG
 from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
 from bmprov.install import check as installcheck
 from bmprov.install import disklayout
-from bmprov.install.options import InstallDefaults, InstallOptions
+from bmprov.install.options import InstallOptions
 from bmprov.nodes import Node
 
 _CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
@@ -60,8 +60,8 @@ class NodeFileWriter:
     """
 
     def __init__(self, config: Config) -> None:
-        self.settings = BootSettings.from_config(config)
-        self.defaults = InstallDefaults.from_config(config)
+        self.settings = config.settings.boot
+        self.defaults = config.settings.install
         self.pxe = Renderer(config, "pxe_templates")
         self.ks = Renderer(config, "kickstart")
         self._config_path = config.path

@@ -70,16 +70,12 @@ def split_listen(listen: str) -> tuple[str, int]:
 def serve_url(config: Config) -> str:
     """The base URL nodes call back to: ``[serve] url``, else ``http://<server_address>:<port
     of [serve] listen>``."""
-    section = config.section("serve")
-    if section.get("url"):
-        return str(section["url"]).rstrip("/")
-    _, port = split_listen(str(section.get("listen", DEFAULT_LISTEN)))
-    return default_url(config, port)
+    return config.settings.serve.url
 
 
 def default_url(config: Config, port: int) -> str:
     """``http://<network.server_address>:<port>`` (an address: installers may not resolve)."""
-    server = str(config.section("network").get("server_address", "")) or "127.0.0.1"
+    server = config.settings.network.server_address or "127.0.0.1"
     return f"http://{server}:{port}"
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from bmprov import lifecycle
 from bmprov import states as st
 from bmprov.config import Config
-from bmprov.serve.settings import ServeSettings
 from bmprov.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class TimedOut:
 
 def check_timeouts(config: Config, db: Store, now: datetime | None = None) -> list[TimedOut]:
     """Fail every node past its stage's timeout; the nodes failed (none moved twice)."""
-    limits = ServeSettings.from_config(config).timeouts
+    limits = config.settings.serve.timeouts
     moment = now or datetime.now(UTC)
     installs = db.current_installs()
     late: list[tuple[Any, TimedOut]] = []

@@ -62,7 +62,7 @@ class NetworkingAction(StageAction):
 
     def __init__(self, ctx: ActionContext) -> None:
         super().__init__(ctx)
-        self.settings = DhcpSettings.from_config(ctx.config)
+        self.settings = ctx.config.settings.dhcp
         self.own_writer = ctx.services.file_writer is None
         self.writer: FileWriter = ctx.services.file_writer or NodeFileWriter(ctx.config)
 
