@@ -89,7 +89,8 @@ def test_token_failure_modes_are_refused_and_change_nothing(served: Serve, site:
     reply = served.callback("SV4", 1, token_of(site.config_path, "SV4"), IP["SV4"])
     assert reply.status == 403 and "expired" in reply.json()["error"]
     log = served.log.read_text()
-    assert "callback refused: node SV1" in log
+    assert "POST /callback/SV1 401" in log and "refused: missing install token" in log
+    assert "refused: request not from the node's reserved IP" in log
     assert good not in log and other not in log
 
 

@@ -157,21 +157,24 @@ class NodeFileWriter:
 
     # -- rendering (no writes) ------------------------------------------------------------------
 
-    def render_install(self, node: Node, ip: str) -> dict[Path, str]:
-        """Path → content of the node's install-mode entries and install file(s)."""
-        return {Path(p): text for p, text in self._render_install(node, ip).items()}
+    def render_install(self, node: Node, ip: str, entries: bool = True) -> dict[Path, str]:
+        """Path → content of the node's install-mode entries (unless not ``entries``: serve
+        renders an install file alone in half the time) and install file(s)."""
+        return {Path(p): text for p, text in self._render_install(node, ip, entries).items()}
 
     def render_local(self, node: Node) -> dict[Path, str]:
         """Path → content of the node's local-boot entries."""
         return {Path(p): text for p, text in self._render_local(node).items()}
 
-    def _render_install(self, node: Node, ip: str) -> dict[str, str]:
+    def _render_install(self, node: Node, ip: str, entries: bool = True) -> dict[str, str]:
         macs = _macs(node)
         profile = self.settings.profile(node.os)
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
         self._check_install(node, profile, context["layout"], files)
+        if not entries:
+            return files
         cmdline = self._cmdline(profile, context)
         names = {
             loader: (f"{loader}/{profile.template}.j2", f"{loader}/install.j2")

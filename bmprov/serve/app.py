@@ -3,8 +3,8 @@
 State is read and written through the :class:`~bmprov.store.Store` on the event loop's thread:
 an SQLite transaction takes ~0.2 ms, less than a hand-off to a thread, and one writer per
 process never waits on itself. Only stage 5 (the deployed stage's action: files, maybe a BMC)
-runs on one completion thread with its own connection. Several worker processes share the
-state file through SQLite's WAL and ``BEGIN IMMEDIATE``.
+runs on one completion thread with its own connection, batched (:mod:`.completer`). Several
+worker processes share the state file through SQLite's WAL and ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from bmprov.config import Config, load_config
 from bmprov.errors import BmprovError
 from bmprov.serve import callbacks, views
 from bmprov.serve.callbacks import Answer, Site
+from bmprov.serve.completer import Completer
 from bmprov.serve.files import OnRequest
 from bmprov.serve.run import setup_logging
 from bmprov.serve.settings import ServeSettings, admin_ok, load_admin_token
@@ -85,8 +85,7 @@ class Handlers:
         self.site = site
         self.admin = admin
         self.files = OnRequest(site)
-        self.completer = ThreadPoolExecutor(1, thread_name_prefix="bmprov-complete")
-        self._completion_site: Site | None = None
+        self.completer = Completer(site)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -95,7 +94,7 @@ class Handlers:
             yield
         finally:
             task.cancel()
-            self.completer.shutdown(wait=True)
+            self.completer.close()
             self.site.db.close()
 
     async def _check_timeouts(self) -> None:
@@ -114,10 +113,10 @@ class Handlers:
         token = p.get("token") or request.query_params.get("token")
         name = p.get("name")
         if name is not None and name not in ("user-data", "meta-data"):
-            return _answer(Answer(404, {"ok": False, "error": "no such install file"}))
+            return _answer(request, Answer(404, {"ok": False, "error": "no such install file"}))
         got = self.files.install_file(p["serial"], token, _client(request), name)
         if got.refused is not None:
-            return _answer(got.refused)
+            return _answer(request, got.refused)
         return PlainTextResponse(got.text or "", headers={"Cache-Control": "no-store"})
 
     async def ipxe(self, request: Request) -> Response:
@@ -125,12 +124,12 @@ class Handlers:
         try:
             mac = validate.mac(name.removesuffix(".ipxe").removeprefix("mac-"))
         except ValueError:
-            return _answer(Answer(404, {"ok": False, "error": "not a MAC address"}))
+            return _answer(request, Answer(404, {"ok": False, "error": "not a MAC address"}))
         if not name.endswith(".ipxe"):
-            return _answer(Answer(404, {"ok": False, "error": "not an .ipxe name"}))
+            return _answer(request, Answer(404, {"ok": False, "error": "not an .ipxe name"}))
         got = self.files.ipxe(mac, _client(request))
         if got.refused is not None:
-            return _answer(got.refused)
+            return _answer(request, got.refused)
         return PlainTextResponse(got.text or "", headers={"Cache-Control": "no-store"})
 
     async def callback(self, request: Request) -> Response:
@@ -139,29 +138,18 @@ class Handlers:
         try:
             data = await read_fields(request, self.site.settings.max_body)
         except TooLarge:
-            return _answer(callbacks.refuse(413, "request body too large", serial, source))
+            return _answer(request, callbacks.refuse(413, "request body too large", serial, source))
         except BadBody as exc:
-            return _answer(callbacks.refuse(400, str(exc), serial, source))
+            return _answer(request, callbacks.refuse(400, str(exc), serial, source))
         token = _bearer(request) or _text(data.get("token"))
         tail = _text(data.get("log")) or ""
         if token:
             tail = tail.replace(token, "********")
         stage = data.get("stage")
-        if callbacks.parse_stage(stage) == callbacks.LAST:
-            loop = asyncio.get_running_loop()
-            work = (serial, token, stage, tail, source)
-            answer = await loop.run_in_executor(self.completer, self._accept_apart, *work)
-        else:
-            answer = callbacks.accept(self.site, serial, token, stage, tail, source)
-        return _answer(answer)
-
-    def _accept_apart(self, *args: Any) -> Answer:
-        """Stage 5 on the completion thread, with that thread's own state connection."""
-        if self._completion_site is None:
-            site = self.site
-            db = open_state(site.config.state_path, site.config.busy_timeout_ms)
-            self._completion_site = Site(site.config, db, site.settings, site.secret)
-        return callbacks.accept(self._completion_site, *args)
+        answer = callbacks.accept(self.site, serial, token, stage, tail, source, defer=True)
+        if answer.complete:
+            answer = await self.completer.complete(serial)
+        return _answer(request, answer)
 
     # -- people side ---------------------------------------------------------------------------
 
@@ -170,25 +158,25 @@ class Handlers:
 
     async def status_page(self, request: Request) -> Response:
         if not self._reads_allowed(request):
-            return _answer(Answer(401, {"ok": False, "error": "admin token required"}))
+            return _answer(request, Answer(401, {"ok": False, "error": "admin token required"}))
         flt = _filter(request)
         rows = views.nodes_view(self.site.db, flt)
         return HTMLResponse(views.page(rows, flt))
 
     async def api_nodes(self, request: Request) -> Response:
         if not self._reads_allowed(request):
-            return _answer(Answer(401, {"ok": False, "error": "admin token required"}))
+            return _answer(request, Answer(401, {"ok": False, "error": "admin token required"}))
         flt = _filter(request)
         rows = views.nodes_view(self.site.db, flt)
         return JSONResponse({"counts": views.counts(rows), "nodes": rows})
 
     async def api_node(self, request: Request) -> Response:
         if not self._reads_allowed(request):
-            return _answer(Answer(401, {"ok": False, "error": "admin token required"}))
+            return _answer(request, Answer(401, {"ok": False, "error": "admin token required"}))
         db = self.site.db
         node = db.node_by_serial(str(request.path_params["serial"]))
         if node is None:
-            return _answer(Answer(404, {"ok": False, "error": "unknown serial"}))
+            return _answer(request, Answer(404, {"ok": False, "error": "unknown serial"}))
         installs = db.current_installs([node.id])
         last = db.last_events([node.id])
         now = datetime.now(UTC)
@@ -196,11 +184,11 @@ class Handlers:
 
     async def api_events(self, request: Request) -> Response:
         if not self._reads_allowed(request):
-            return _answer(Answer(401, {"ok": False, "error": "admin token required"}))
+            return _answer(request, Answer(401, {"ok": False, "error": "admin token required"}))
         db = self.site.db
         node = db.node_by_serial(str(request.path_params["serial"]))
         if node is None:
-            return _answer(Answer(404, {"ok": False, "error": "unknown serial"}))
+            return _answer(request, Answer(404, {"ok": False, "error": "unknown serial"}))
         return JSONResponse(
             {
                 "serial": node.serial,
@@ -214,22 +202,24 @@ class Handlers:
         serial = str(request.path_params["serial"])
         source = _client(request)
         if not admin_ok(self.admin, _bearer(request)):
-            return _answer(callbacks.refuse(403, "admin token required", serial, source))
+            return _answer(request, callbacks.refuse(403, "admin token required", serial, source))
         try:
             data = await read_fields(request, self.site.settings.max_body)
         except (TooLarge, BadBody) as exc:
-            return _answer(Answer(400, {"ok": False, "error": str(exc) or "bad body"}))
+            return _answer(request, Answer(400, {"ok": False, "error": str(exc) or "bad body"}))
         workflow = _workflow()
         if workflow is None:
-            return _answer(Answer(501, {"ok": False, "error": "reinstall is not available yet"}))
+            return _answer(
+                request, Answer(501, {"ok": False, "error": "reinstall is not available yet"})
+            )
         os_name = _text(data.get("os"))
         if not os_name:
-            return _answer(Answer(400, {"ok": False, "error": "os is required"}))
+            return _answer(request, Answer(400, {"ok": False, "error": "os is required"}))
         ctx = ActionContext(self.site.config, self.site.db, "serve api reinstall")
         try:
             batch = workflow(ctx, [serial], os_name)
         except BmprovError as exc:
-            return _answer(Answer(400, {"ok": False, "error": str(exc)}))
+            return _answer(request, Answer(400, {"ok": False, "error": str(exc)}))
         return JSONResponse(batch.to_dict())
 
 
@@ -293,7 +283,8 @@ def _filter(request: Request) -> views.Filter:
     return views.Filter(q.get("site") or None, q.get("rack") or None, q.get("stage") or None)
 
 
-def _answer(answer: Answer) -> Response:
+def _answer(request: Request, answer: Answer) -> Response:
+    request.state.note = answer.note  # on the request's one log line
     return JSONResponse(answer.body, status_code=answer.status)
 
 
@@ -322,7 +313,10 @@ class AccessLog:
             client = scope.get("client") or ("-", 0)
             path = _logged_path(scope["path"])
             took = (time.perf_counter() - start) * 1000
-            access.info("%s %s %s %d %.1fms", client[0], scope["method"], path, status[0], took)
+            note = scope.get("state", {}).get("note", "")
+            access.info(
+                "%s %s %s %d %.1fms %s", client[0], scope["method"], path, status[0], took, note
+            )
 
 
 def _logged_path(path: str) -> str:

@@ -42,6 +42,15 @@ class Answer:
 
     status: int
     body: dict[str, Any]
+    complete: bool = False
+    """Stage 5 recorded; the caller runs :func:`complete` (batched) before answering."""
+
+    @property
+    def note(self) -> str:
+        """What the request's one log line adds: the refusal's reason, or what was done."""
+        if "error" in self.body:
+            return f"refused: {self.body['error']}"
+        return " ".join(str(self.body[k]) for k in ("stage", "result") if k in self.body)
 
 
 @dataclass
@@ -55,8 +64,9 @@ class Site:
 
 
 def refuse(status: int, reason: str, serial: str, source: str | None) -> Answer:
-    """A 4xx answer, logged (serial and caller only: the token is never logged)."""
-    log.warning("callback refused: node %s from %s: %s", serial, source or "?", reason)
+    """A 4xx answer; serve's access line for the request says ``refused: <reason>`` (the
+    path names the node, the line the caller; never the token)."""
+    log.debug("refused: node %s from %s: %s", serial, source or "?", reason)
     return Answer(status, {"ok": False, "error": reason})
 
 
@@ -71,9 +81,17 @@ def parse_stage(value: Any) -> int | None:
 
 
 def accept(
-    site: Site, serial: str, token: str | None, stage: Any, tail: str, source: str | None
+    site: Site,
+    serial: str,
+    token: str | None,
+    stage: Any,
+    tail: str,
+    source: str | None,
+    *,
+    defer: bool = False,
 ) -> Answer:
-    """Check and record one callback; see the module docstring."""
+    """Check and record one callback; see the module docstring. ``defer``: a first stage 5
+    is answered with ``complete=True`` and the caller runs :func:`complete`."""
     node = site.db.node_by_serial(serial)
     if node is None:
         return refuse(404, "unknown serial", serial, source)
@@ -90,7 +108,7 @@ def accept(
     tail = tail[-site.settings.max_log :] if site.settings.max_log else ""
     if number == 0:
         return _failed(site, node, checked, tail, source)
-    return _stage(site, node, checked, number, tail, source)
+    return _stage(site, node, checked, number, tail, source, defer)
 
 
 def authorise(
@@ -108,36 +126,58 @@ def authorise(
 
 
 def _stage(
-    site: Site, node: Node, install: Install, number: int, tail: str, source: str | None
+    site: Site,
+    node: Node,
+    install: Install,
+    number: int,
+    tail: str,
+    source: str | None,
+    defer: bool,
 ) -> Answer:
     db = site.db
+    stage = node.stage
     with db.atomic():
         forward = db.record_progress(install.id, number)
         kind = f"stage {number}" + ("" if forward else " (repeat or late)")
         db.add_events([Event(node.id, kind, tail or None, source, install.id)])
         if node.stage == st.OS_PROVISIONING:
             lifecycle.move(db, [node], st.INSTALLING, COMMAND, f"installer stage {number}")
+            stage = st.INSTALLING  # by this callback, or by a concurrent one (compare-and-set)
     result = "recorded" if forward else "duplicate"
-    log.info("callback: node %s stage %d %s (from %s)", node.serial, number, result, source)
+    log.debug("callback: node %s stage %d %s (from %s)", node.serial, number, result, source)
     if number == LAST and forward:
-        return _complete(site, node)
-    now = db.node_by_serial(node.serial)
-    return Answer(200, {"ok": True, "stage": now.stage if now else node.stage, "result": result})
+        if defer:
+            return Answer(200, {"ok": True, "stage": stage, "result": "complete"}, complete=True)
+        return complete(site, [node.serial])[node.serial]
+    return Answer(200, {"ok": True, "stage": stage, "result": result})
 
 
-def _complete(site: Site, node: Node) -> Answer:
-    """Stage 5: *installing → deployed* through the lifecycle (its entry action switches the
-    boot entries to local boot); then the install's token is revoked ("completed")."""
+def complete(site: Site, serials: list[str]) -> dict[str, Answer]:
+    """Stage 5 of these nodes: *installing → deployed* in **one** lifecycle batch (the deployed
+    stage's action switches their boot entries to local boot), then their installs end
+    ("completed": the token is revoked). serial → the answer for its callback.
+
+    serve gathers the stage-5 callbacks that arrive while a batch runs into the next one: under
+    a storm, one batch (one file writer, a few transactions) serves hundreds of nodes."""
     ctx = ActionContext(site.config, site.db, COMMAND)
-    batch = lifecycle.advance(ctx, Selection(serials=(node.serial,)), st.DEPLOYED)
-    result = batch.results[0] if batch.results else None
-    if result is not None and result.status in ("ok", "unchanged"):
-        site.db.end_installs([node.id], "completed")
-        return Answer(200, {"ok": True, "stage": st.DEPLOYED, "result": "deployed"})
-    message = result.message if result else "not moved"
-    log.warning("callback: node %s stage 5 recorded, not deployed: %s", node.serial, message)
-    stage = result.stage if result else node.stage
-    return Answer(200, {"ok": True, "stage": stage, "result": f"recorded; {message}"})
+    batch = lifecycle.advance(ctx, Selection(serials=tuple(dict.fromkeys(serials))), st.DEPLOYED)
+    by_serial = {r.serial: r for r in batch.results}
+    done = [r.serial for r in batch.results if r.status in ("ok", "unchanged")]
+    ids = [n.id for n in site.db.load_nodes(Selection(serials=tuple(done)))] if done else []
+    site.db.end_installs(ids, "completed")
+    answers: dict[str, Answer] = {}
+    for serial in serials:
+        result = by_serial.get(serial)
+        if result is not None and result.status in ("ok", "unchanged"):
+            answers[serial] = Answer(200, {"ok": True, "stage": st.DEPLOYED, "result": "deployed"})
+            continue
+        message = result.message if result else "not moved"
+        stage = result.stage if result else st.INSTALLING
+        log.debug("callback: node %s stage 5 recorded, not deployed: %s", serial, message)
+        answers[serial] = Answer(
+            200, {"ok": True, "stage": stage, "result": f"recorded; {message}"}
+        )
+    return answers
 
 
 def _failed(site: Site, node: Node, install: Install, tail: str, source: str | None) -> Answer:
@@ -150,7 +190,7 @@ def _failed(site: Site, node: Node, install: Install, tail: str, source: str | N
         if node.stage in INSTALL_STAGES:
             lifecycle.move(db, [node], st.FAILED, COMMAND, reason, node.stage)
         db.end_installs([node.id], FAILED)
-    log.info("callback: node %s failed (from %s)", node.serial, source)
+    log.debug("callback: node %s failed (from %s)", node.serial, source)
     return Answer(200, {"ok": True, "stage": st.FAILED, "result": "failed"})
 
 

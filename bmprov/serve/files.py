@@ -52,7 +52,7 @@ class OnRequest:
             return File(None, refuse(404, f"node is {node.stage}: no install file", serial, source))
         self.tokens.installs = {node.id: install}
         try:
-            files = self.writer.render_install(node, node.ip)
+            files = self.writer.render_install(node, node.ip, entries=False)
         except BmprovError as exc:
             return File(None, refuse(500, f"render failed: {exc}", serial, source))
         for path in self.writer.install_paths(node):
