@@ -139,15 +139,38 @@ async def render_rate(nodes: dict[str, tuple[str, str]], seconds: float, conc: i
     return done / (time.perf_counter() - start)
 
 
+def render_in_process(config_path: Path, nodes: dict[str, tuple[str, str]]) -> float:
+    """Install files rendered per second by serve's own code path (token check, state reads,
+    render), without HTTP: what one core of serve can do."""
+    from bmprov.serve.callbacks import Site
+    from bmprov.serve.files import OnRequest
+    from bmprov.store import open_state
+
+    config = load_config(config_path)
+    db = open_state(config.state_path)
+    site = Site(config, db, config.settings.serve, tokens.load_secret(config))
+    files = OnRequest(site)
+    items = list(nodes.items())
+    serial, (ip, token) = items[0]
+    files.install_file(serial, token, ip)  # the first render runs the pykickstart check
+    start = time.perf_counter()
+    for serial, (ip, token) in items:
+        got = files.install_file(serial, token, ip)
+        assert got.text, got.refused
+    rate = len(items) / (time.perf_counter() - start)
+    db.close()
+    return rate
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-def start_serve(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_serve(config_path: Path, log: Path, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BMPROV_CONFIG": str(config_path)}
     proc = subprocess.Popen(
-        [str(BMPROV), "serve", "--listen", f"0.0.0.0:{PORT}"],
+        [str(BMPROV), "serve", "--listen", f"0.0.0.0:{PORT}", "--workers", str(workers)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -234,6 +257,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--at-once", type=int, default=500)
     parser.add_argument("--think", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=1, help="serve's worker processes")
     parser.add_argument("--no-compare", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
@@ -242,7 +266,8 @@ def main() -> None:
         config_path, nodes = make_site(root, args.nodes)
         print(f"site: {args.nodes} nodes in os_provisioning ({time.perf_counter() - t0:.1f} s)")
         log = root / "serve.log"
-        proc = start_serve(config_path, log)
+        print(f"install-file renders in-process: {render_in_process(config_path, nodes):.0f}/s")
+        proc = start_serve(config_path, log, args.workers)
         try:
             rate = asyncio.run(render_rate(nodes, 5.0, 20))
             print(f"install-file renders: {rate:.0f}/s (closed loop, 20 clients, 5 s)")
