@@ -204,6 +204,7 @@ def test_install_files_and_ipxe_rendered_on_request(served: Serve, site: Site) -
     user = served.get(f"/install/SV3/{t3}/user-data", source=IP["SV3"])
     assert user.status == 200 and user.text.startswith("#cloud-config")
     assert served.get(f"/install/SV3/meta-data?token={t3}", source=IP["SV3"]).status == 200
+    assert served.get(f"/install/SV3/{t3}", source=IP["SV3"]).status == 404  # masked in the log
     script = served.get("/boot/mac-52-54-00-5e-00-01.ipxe", source=IP["SV1"])
     assert script.status == 200 and f"bmprov.token={token}" in script.text
     assert f"bmprov.url=http://10.20.0.1:{served.port}" in script.text

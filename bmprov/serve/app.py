@@ -45,6 +45,10 @@ log = logging.getLogger("bmprov.serve")
 access = logging.getLogger("bmprov.serve.access")
 
 
+INSTALL_NAMES = ("user-data", "meta-data")
+"""The files of an autoinstall node (cloud-init's nocloud-net datasource)."""
+
+
 class TooLarge(Exception):
     """The request body is over ``[serve] max_body_bytes``."""
 
@@ -112,7 +116,7 @@ class Handlers:
         p = request.path_params
         token = p.get("token") or request.query_params.get("token")
         name = p.get("name")
-        if name is not None and name not in ("user-data", "meta-data"):
+        if name is not None and name not in INSTALL_NAMES:
             return _answer(request, Answer(404, {"ok": False, "error": "no such install file"}))
         got = self.files.install_file(p["serial"], token, _client(request), name)
         if got.refused is not None:
@@ -320,9 +324,9 @@ class AccessLog:
 
 
 def _logged_path(path: str) -> str:
-    """The path as logged: a token carried in the path (autoinstall's ``/install/S/T/name``)
-    is masked."""
+    """The path as logged: a token carried in the path (autoinstall's ``/install/S/T/name``,
+    or one put there by mistake) is masked."""
     parts = path.split("/")
-    if len(parts) == 5 and parts[1] == "install":
-        parts[3] = "********"
+    if len(parts) > 3 and parts[1] == "install":
+        parts[3:] = [p if p in INSTALL_NAMES else "********" for p in parts[3:]]
     return "/".join(parts)
