@@ -94,14 +94,19 @@ async def storm(nodes: dict[str, tuple[str, str]], at_once: int, think: float) -
     gate = asyncio.Semaphore(at_once)
     times: dict[str, list] = {"install": [], "callback": [], "errors": []}
 
-    async def timed(kind: str, method: str, path: str, body: bytes, ip: str) -> None:
+    async def timed(
+        kind: str, method: str, path: str, body: bytes, ip: str, stage: int = 0
+    ) -> None:
         start = time.perf_counter()
         try:
             status, text = await request(PORT, method, path, body, ip)
         except OSError as exc:
             times["errors"].append(f"{path}: {exc}")
             return
-        times[kind].append(time.perf_counter() - start)
+        took = time.perf_counter() - start
+        times[kind].append(took)
+        if stage:
+            times.setdefault(f"stage {stage}", []).append(took)
         if status != 200:
             times["errors"].append(f"{path}: {status} {text[:100]!r}")
 
@@ -112,7 +117,7 @@ async def storm(nodes: dict[str, tuple[str, str]], at_once: int, think: float) -
                 if think:
                     await asyncio.sleep(random.uniform(0, think))
                 body = urlencode({"stage": stage, "token": token}).encode()
-                await timed("callback", "POST", f"/callback/{serial}", body, ip)
+                await timed("callback", "POST", f"/callback/{serial}", body, ip, stage)
 
     await asyncio.gather(*(installer(s, ip, t) for s, (ip, t) in nodes.items()))
     return times
@@ -289,6 +294,14 @@ def main() -> None:
             f"callback latency: p50 {pct(cb, 0.5):.1f} ms, p90 {pct(cb, 0.9):.1f} ms,"
             f" p99 {pct(cb, 0.99):.1f} ms, max {max(cb) * 1000:.1f} ms;"
             f" install file p50 {pct(inst, 0.5):.1f} ms, p99 {pct(inst, 0.99):.1f} ms"
+        )
+        print(
+            "  per stage p50/p99 ms: "
+            + ", ".join(
+                f"{k} {pct(times[k], 0.5):.0f}/{pct(times[k], 0.99):.0f}"
+                for k in sorted(times)
+                if k.startswith("stage")
+            )
         )
         good, lost, dup = check_events(config_path, list(nodes))
         print(

@@ -127,6 +127,15 @@ def test_five_stages_in_order_end_deployed_with_local_boot(served: Serve, site: 
     assert served.callback("SV1", 5, token, src).json()["result"] == "duplicate"
     # any other stage on the completed install is refused
     assert served.callback("SV1", 3, token, src).status == 403
+    with StateDB(site.config.state_path) as db:
+        rows = [(h["from_stage"], h["to_stage"], h["reason"]) for h in db.history(n.id)]
+    assert rows[-5:] == [
+        ("os_provisioning", "installing", "installer stage 1"),
+        ("installing", "installing", "installer stage 2"),
+        ("installing", "installing", "installer stage 3"),
+        ("installing", "installing", "installer stage 4"),
+        ("installing", "deployed", "advance --stage deployed"),
+    ]
     api = served.get("/api/nodes/SV1/events").json()
     assert [e["kind"] for e in api["events"]] == [f"stage {i}" for i in range(1, 6)]
 

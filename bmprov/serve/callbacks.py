@@ -140,9 +140,12 @@ def _stage(
         forward = db.record_progress(install.id, number)
         kind = f"stage {number}" + ("" if forward else " (repeat or late)")
         db.add_events([Event(node.id, kind, tail or None, source, install.id)])
+        why = f"installer stage {number}"
         if node.stage == st.OS_PROVISIONING:
-            lifecycle.move(db, [node], st.INSTALLING, COMMAND, f"installer stage {number}")
+            lifecycle.move(db, [node], st.INSTALLING, COMMAND, why)
             stage = st.INSTALLING  # by this callback, or by a concurrent one (compare-and-set)
+        elif forward and number < LAST:  # stage 5's own row is the move to deployed
+            db.record_substage(node, why, COMMAND)
     result = "recorded" if forward else "duplicate"
     log.debug("callback: node %s stage %d %s (from %s)", node.serial, number, result, source)
     if number == LAST and forward:

@@ -249,6 +249,10 @@ class Store(ABC):
         """Append events (stamped now)."""
 
     @abstractmethod
+    def record_substage(self, node: Node, reason: str, command: str) -> None:
+        """A history row for an install sub-stage (the node's stage does not change)."""
+
+    @abstractmethod
     def last_events(self, node_ids: Iterable[int] | None = None) -> dict[int, Event]:
         """node id → its latest event (all nodes with one, or those in ``node_ids``)."""
 

@@ -1,12 +1,14 @@
-"""The SQLite side of what ``bmprov serve`` reads in bulk (kept out of :mod:`.sqlite`, which
-is at its size limit): each node's latest event, for the status page and the API."""
+"""The SQLite side of what ``bmprov serve`` adds (kept out of :mod:`.sqlite`, which is at its
+size limit): each node's latest event, for the status page and the API, and install
+sub-stages in the history."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
-from bmprov.store.base import Event
+from bmprov.nodes import Node
+from bmprov.store.base import Event, utcnow
 from bmprov.store.connection import Connection
 
 
@@ -25,3 +27,13 @@ class EventQueries(Connection):
             params,
         )
         return {r[0]: Event(*r) for r in rows}
+
+    def record_substage(self, node: Node, reason: str, command: str) -> None:
+        """A history row for an install sub-stage: the node stays in its stage (from = to),
+        the reason says which sub-stage, and ``at`` when it was reported."""
+        with self.atomic() as conn:
+            conn.execute(
+                "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (node.id, node.serial, node.stage, node.stage, utcnow(), reason, command),
+            )
