@@ -52,3 +52,17 @@ def open_for(config: Config, db: Store, nodes: Sequence[Node | RenderRow]) -> di
     """A fresh install (hence token) for each node, superseding its open one; one transaction."""
     rows = [(node.id, node.serial, node.os) for node in nodes]
     return db.open_installs(rows, tokens.expiry(config))
+
+
+def for_networking(config: Config, db: Store, nodes: Sequence[Node]) -> dict[int, Install]:
+    """Each node's install for this networking run: the open one if it was issued since the
+    node entered networking (another batch running the same nodes, serialised by the DHCP
+    store's lock, issued it: both write the same token), else a fresh one."""
+    have = db.current_installs([node.id for node in nodes])
+    keep = {
+        node.id: have[node.id]
+        for node in nodes
+        if node.id in have and have[node.id].issued_at >= node.stage_changed_at
+    }
+    fresh = open_for(config, db, [node for node in nodes if node.id not in keep])
+    return {**keep, **fresh}
