@@ -12,9 +12,11 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     importing,
     init,
     nodes,
+    oscat,
     power,
     pxe,
     serve,
+    workflow,
 )
 from bmprov.cli.app import app
 
