@@ -15,7 +15,7 @@ from typing import Any
 
 from bmprov import tokens
 from bmprov.config import Config
-from bmprov.nodes import Node
+from bmprov.nodes import Node, Selection
 from bmprov.secret import Secret
 from bmprov.serve.settings import serve_url
 from bmprov.store import Install, RenderRow, Store
@@ -59,10 +59,16 @@ def for_networking(config: Config, db: Store, nodes: Sequence[Node]) -> dict[int
     node entered networking (another batch running the same nodes, serialised by the DHCP
     store's lock, issued it: both write the same token), else a fresh one."""
     have = db.current_installs([node.id for node in nodes])
+    # When each node entered networking, as stored now (a node handed over by the lifecycle
+    # still carries the time of its previous stage).
+    entered = {
+        n.id: n.stage_changed_at
+        for n in db.load_nodes(Selection(serials=tuple(node.serial for node in nodes)))
+    }
     keep = {
         node.id: have[node.id]
         for node in nodes
-        if node.id in have and have[node.id].issued_at >= node.stage_changed_at
+        if node.id in have and have[node.id].issued_at >= entered.get(node.id, "~")
     }
     fresh = open_for(config, db, [node for node in nodes if node.id not in keep])
     return {**keep, **fresh}
