@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bmprov.importing import ImportPlan
     from bmprov.nodes import Node, Selection
     from bmprov.result import BatchResult, NodeResult
+    from bmprov.serve.timeouts import TimedOut
     from bmprov.store import Store
 
 
@@ -226,3 +227,10 @@ class Site:
         from bmprov.boot.sync import render_all  # noqa: PLC0415
 
         return render_all(self.config, self.state, prune=prune, remove=remove)
+
+    def timeouts(self) -> list[TimedOut]:
+        """Fail nodes that waited too long for their next install stage (``[serve.timeouts]``),
+        as ``bmprov timeouts`` does; the nodes failed."""
+        from bmprov.serve.timeouts import check_timeouts  # noqa: PLC0415
+
+        return check_timeouts(self.config, self.state)

@@ -15,7 +15,8 @@ keys are read and checked:
   (BMC credentials: :mod:`bmprov.credentials`, read per node at the moment of use);
 * ``importing``: ``[import]``, :class:`ImportSection` here;
 * ``post_task``: ``[post_install]`` command, timeout..., ``bmprov.posttask.TaskSettings``;
-* ``post_url``: ``[post_install]`` url and retries, ``bmprov.notify.NotifySettings``.
+* ``post_url``: ``[post_install]`` url and retries, ``bmprov.notify.NotifySettings``;
+* ``serve``: ``[serve]`` (+ server address), ``bmprov.serve.settings.ServeSettings``.
 
 One rule per key: ``[network] server_address`` is read only by :class:`NetworkSection`, and
 the sections that need it (the DHCP next-server, the pools' reserved address, the boot files'
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from bmprov.notify import NotifySettings
     from bmprov.posttask import TaskSettings
     from bmprov.power import PowerSettings
+    from bmprov.serve.settings import ServeSettings
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,10 @@ class Settings:
         from bmprov.notify import NotifySettings  # noqa: PLC0415
 
         return NotifySettings.from_config(self.config)
+
+    @cached_property
+    def serve(self) -> ServeSettings:
+        """``[serve]``: listen address, the URL nodes call, caps, timeouts."""
+        from bmprov.serve.settings import ServeSettings  # noqa: PLC0415
+
+        return ServeSettings.from_config(self.config)

@@ -1,7 +1,7 @@
 """Install tokens: a fresh secret per node per install, never stored in clear.
 
 A node's installer proves which install it belongs to with a bearer token that bmprov places in
-its boot entry and install file. The token is ``<install id>.<HMAC-SHA256(site secret, install
+its boot entry and install file. The token is ``<install id>.<hex HMAC-SHA256(site secret, install
 id, serial, issued time)>``: it is derived, not stored, so the state holds only the install row
 (:class:`~bmprov.store.Install`), and a re-render writes the same token again. A new install of
 the node (networking again, a reinstall) supersedes the old one, and completing or revoking
@@ -100,8 +100,9 @@ def expiry(config: Config, now: datetime | None = None) -> str:
 def token_for(secret: Secret[bytes], install: Install) -> Secret[str]:
     """The install's token (the same every time it is derived)."""
     message = f"bmprov-install\x1f{install.id}\x1f{install.serial}\x1f{install.issued_at}"
-    digest = hmac.new(secret.reveal(), message.encode(), hashlib.sha256).digest()
-    mac = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    # Hex, not base64url: a token must be one plain word on a kernel command line, in a
+    # kickstart, a shell line and a URL alike ("_" and "-" are not safe in all of them).
+    mac = hmac.new(secret.reveal(), message.encode(), hashlib.sha256).hexdigest()
     return Secret(f"{install.id}.{mac}")
 
 

@@ -24,6 +24,7 @@ APT_PACKAGES=(
   # bmprov lab: the installer stand-in's ISO (xorriso) and each machine's local disk, a FAT
   # partition made on the image file (dosfstools, mtools) and booted by syslinux on BIOS
   xorriso syslinux mtools dosfstools
+  chromium  # tests/test_serve_page.py: the status page loaded in headless Chromium
 )
 step() { printf 'bootstrap [%s/4] %s\n' "$1" "$2" >&2; }
 # A long step is announced, then says so every 10 s while it prints nothing of its own (pip

@@ -61,6 +61,16 @@ def writer(tmp_path_factory: pytest.TempPathFactory) -> NodeFileWriter:
     return NodeFileWriter(load_config(site.config_path))
 
 
+class _Tokens:
+    """Stands in for serve's InstallTokens: the same context for every node."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url, self.token = url, token
+
+    def context(self, node_id: int) -> dict[str, str | None]:
+        return {"bmprov_url": self.url, "install_token": self.token}
+
+
 def render(
     writer: NodeFileWriter,
     os_name: str,
@@ -68,11 +78,11 @@ def render(
     token: str | None = TOKEN,
     **extra: str,
 ) -> str:
-    writer.callbacks = (lambda n: {"bmprov_url": url, "install_token": token}) if url else None
+    writer.tokens = _Tokens(url, token) if url else None  # type: ignore[assignment]
     try:
         files = writer.render_install(make_node(os_name, **extra), "10.20.0.50")
     finally:
-        writer.callbacks = None
+        writer.tokens = None
     return next(t for p, t in files.items() if "/ks/" in str(p) and p.name != "meta-data")
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import states as st
+from bmprov.boot import tokenctx
 from bmprov.boot.settings import BootSettings
+from bmprov.boot.tokenctx import InstallTokens
 from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError, InputError
@@ -73,9 +75,13 @@ def wants_install(node: Node | RenderRow, cleared_at: str | None = None) -> bool
     return stage in INSTALL_STAGES
 
 
-def fingerprint(digest: str, install: bool, node: Node | RenderRow) -> str:
-    """What a node's files depend on, hashed (the settings/templates ``digest`` included)."""
+def fingerprint(
+    digest: str, install: bool, node: Node | RenderRow, install_id: int | None = None
+) -> str:
+    """What a node's files depend on, hashed (the settings/templates ``digest`` included, and
+    the install id: a new token rewrites the files)."""
     parts = [digest, "install" if install else "local", node.serial, ",".join(node.macs)]
+    parts.append(str(install_id or ""))
     if install:
         options = (
             node.options_json
@@ -107,6 +113,8 @@ def render_all(
     digest = writer.digest()
     rows = [row for row in _load_rows(db) if site is None or row.site == site]
     prior = _load_prior(db)
+    writer.tokens = _tokens(config, db, rows, prior)
+    installs = writer.tokens.installs
     present = _Listing(writer.settings)
     updates: list[tuple[int, str, str | None]] = []
     for row in rows:
@@ -115,7 +123,8 @@ def render_all(
         before = prior.get(row.id)
         cleared = before.cleared_at if before else None
         install = wants_install(row, cleared)
-        new = fingerprint(digest, install, row)
+        current = installs.get(row.id) if install else None
+        new = fingerprint(digest, install, row, current.id if current else None)
         same = not force and before is not None and before.fingerprint == new
         if same and present.has(writer.settings, row, install):
             report.unchanged += 1
@@ -136,6 +145,26 @@ def render_all(
         if remove:
             report.removed = _remove(report.stale)
     return report
+
+
+def _tokens(
+    config: Config, db: Store, rows: list[RenderRow], prior: dict[int, BootRecord]
+) -> InstallTokens:
+    """Every node's open install, issuing one (one transaction) for each install-mode node with
+    an address that has none (a node provisioned before tokens existed, or after a revoke)."""
+    installs = db.current_installs()
+    missing = [
+        row
+        for row in rows
+        if row.macs
+        and row.ip
+        and row.id not in installs
+        and wants_install(row, prior[row.id].cleared_at if row.id in prior else None)
+    ]
+    if missing:
+        installs.update(tokenctx.open_for(config, db, missing))
+        log.info("pxe render: %d new install token(s)", len(missing))
+    return InstallTokens.load(config, installs)
 
 
 def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: RenderReport) -> bool:

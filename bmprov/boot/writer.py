@@ -23,7 +23,6 @@ import hashlib
 import ipaddress
 import os
 import re
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinu
 from bmprov.boot.osprofiles import OsProfile
 from bmprov.boot.render import Renderer, RenderError
 from bmprov.boot.settings import CMDLINE_ARG
+from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
@@ -46,7 +46,6 @@ _ZERO_MAC = "00:00:00:00:00:00"
 
 
 _CLOUD_INIT = ("user-data", "meta-data")
-_NO_CALLBACKS = {"bmprov_url": None, "install_token": None}
 
 
 # ---- the writer -------------------------------------------------------------------------------
@@ -76,9 +75,7 @@ class NodeFileWriter:
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
         self._checked = installcheck.RenderCheck()
-        # node -> {"bmprov_url", "install_token"} for the install templates' callbacks
-        # (docs/install-callbacks.md); None: serve is not configured, no callbacks.
-        self.callbacks: Callable[[Node], dict[str, str | None]] | None = None
+        self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -160,21 +157,24 @@ class NodeFileWriter:
 
     # -- rendering (no writes) ------------------------------------------------------------------
 
-    def render_install(self, node: Node, ip: str) -> dict[Path, str]:
-        """Path → content of the node's install-mode entries and install file(s)."""
-        return {Path(p): text for p, text in self._render_install(node, ip).items()}
+    def render_install(self, node: Node, ip: str, entries: bool = True) -> dict[Path, str]:
+        """Path → content of the node's install-mode entries (unless not ``entries``: serve
+        renders an install file alone in half the time) and install file(s)."""
+        return {Path(p): text for p, text in self._render_install(node, ip, entries).items()}
 
     def render_local(self, node: Node) -> dict[Path, str]:
         """Path → content of the node's local-boot entries."""
         return {Path(p): text for p, text in self._render_local(node).items()}
 
-    def _render_install(self, node: Node, ip: str) -> dict[str, str]:
+    def _render_install(self, node: Node, ip: str, entries: bool = True) -> dict[str, str]:
         macs = _macs(node)
         profile = self.settings.profile(node.os)
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
         self._check_install(node, profile, context["layout"], files)
+        if not entries:
+            return files
         cmdline = self._cmdline(profile, context)
         names = {
             loader: (f"{loader}/{profile.template}.j2", f"{loader}/install.j2")
@@ -275,7 +275,7 @@ class NodeFileWriter:
             "layout": layout,
             "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
-            **(self.callbacks(node) if self.callbacks else _NO_CALLBACKS),
+            **(self.tokens.context(node.id) if self.tokens else NO_TOKENS),
         }
 
     def _profile_context(self, profile: OsProfile) -> dict[str, Any]:

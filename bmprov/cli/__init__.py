@@ -17,6 +17,7 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     oscat,
     power,
     pxe,
+    serve,
     state,
     workflow,
 )

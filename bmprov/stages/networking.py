@@ -18,11 +18,12 @@ Per batch, not per node:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
+from bmprov.boot import tokenctx
 from bmprov.boot.jobs import FileJobs, FileResult, FileWriter
 from bmprov.boot.osprofiles import site_profiles, unknown_os
 from bmprov.boot.sync import clean_temps
@@ -101,7 +102,7 @@ class NetworkingAction(StageAction):
         try:
             if todo:
                 files = FileJobs(self.writer, len(todo), todo, fork=self.own_writer)
-                _reserve_and_write(ctx, settings, backend, files, todo, batch)
+                _reserve_and_write(ctx, settings, backend, files, todo, batch, self._issue_tokens)
         finally:  # even on a crash: no address without its reservation
             undo = allocation.new - batch.reserved
             if undo:
@@ -110,6 +111,17 @@ class NetworkingAction(StageAction):
             _write_defaults(self.writer)
         for node in nodes:
             yield _outcome(node, batch)
+
+    def _issue_tokens(self, todo: list[Node]) -> None:
+        """A fresh install (token) per node, one transaction, before the file workers fork
+        (at the first file job): they inherit the writer with the installs, the site secret
+        and serve's URL. Called once the DHCP store is locked: two batches on the same nodes
+        then open and write in turn, so the files hold the token of the install that stays
+        open (issued before the lock, a losing batch's files kept a superseded token)."""
+        installs = tokenctx.for_networking(self.ctx.config, self.ctx.db, todo)
+        log.info("networking: tokens: %d new install(s)", len(installs))
+        if isinstance(self.writer, NodeFileWriter):
+            self.writer.tokens = tokenctx.InstallTokens.load(self.ctx.config, installs)
 
 
 def _profile_names(ctx: ActionContext) -> set[str] | None:
@@ -139,6 +151,7 @@ def _reserve_and_write(
     files: FileJobs,
     todo: list[Node],
     batch: _Batch,
+    issue_tokens: Callable[[list[Node]], None],
 ) -> None:
     try:
         backend.open()
@@ -148,6 +161,7 @@ def _reserve_and_write(
         files.results()
         return
     try:
+        issue_tokens(todo)
         backend.claim(_owners(ctx))
         wanted: list[tuple[Node, Reservation]] = []
         for node in todo:

@@ -302,6 +302,14 @@ class Store(ABC):
         """Append events (stamped now)."""
 
     @abstractmethod
+    def record_substage(self, node: Node, reason: str, command: str) -> None:
+        """A history row for an install sub-stage (the node's stage does not change)."""
+
+    @abstractmethod
+    def last_events(self, node_ids: Iterable[int] | None = None) -> dict[int, Event]:
+        """node id → its latest event (all nodes with one, or those in ``node_ids``)."""
+
+    @abstractmethod
     def events(self, node_id: int, limit: int = 100) -> list[Event]:
         """A node's latest events, oldest first."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from bmprov.nodes import Node
 from bmprov.store.base import INSTALL_COLUMNS, Event, Install, utcnow
 from bmprov.store.pgconn import PgConnection
 
@@ -97,3 +98,26 @@ class PgInstalls(PgConnection):
             [node_id, limit],
         )
         return [Event(*r) for r in reversed(rows)]
+
+    def last_events(self, node_ids: Iterable[int] | None = None) -> dict[int, Event]:
+        """node id → its latest event (``DISTINCT ON``: one index scan per node)."""
+        sql = (
+            "SELECT DISTINCT ON (node_id) node_id, kind, detail, source, install_id, at, id"
+            " FROM events"
+        )
+        if node_ids is None:
+            rows = self.query(sql + " ORDER BY node_id, id DESC")
+        else:
+            rows = self.query(
+                sql + " WHERE node_id = ANY(%s) ORDER BY node_id, id DESC", [list(node_ids)]
+            )
+        return {r[0]: Event(*r) for r in rows}
+
+    def record_substage(self, node: Node, reason: str, command: str) -> None:
+        """A history row for an install sub-stage (from = to: the stage does not change)."""
+        with self.atomic() as conn:
+            conn.execute(
+                "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (node.id, node.serial, node.stage, node.stage, utcnow(), reason, command),
+            )

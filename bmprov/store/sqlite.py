@@ -30,7 +30,8 @@ from bmprov.store.base import (
     render_rows_from,
     utcnow,
 )
-from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS, Connection
+from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
+from bmprov.store.sqlite_events import EventQueries
 
 _HISTORY = (
     "INSERT INTO history(node_id, serial, from_stage, to_stage, at, reason, command)"
@@ -64,7 +65,7 @@ def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> St
     return StateDB(path, busy_timeout_ms)
 
 
-class StateDB(Connection, Store):
+class StateDB(EventQueries, Store):
     """bmprov's state in one SQLite file."""
 
     backend = "sqlite"
