@@ -20,6 +20,7 @@ from bmprov import states as st
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
+from bmprov.runlock import site_lock
 from bmprov.stages import ActionContext, Outcome, StageAction, action_for
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 from bmprov.store import Store
@@ -86,8 +87,26 @@ def advance(
     progress: ProgressFn | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> BatchResult:
-    """Move the selected nodes to ``target`` and run its entry actions. Never raises per node."""
+    """Move the selected nodes to ``target`` and run its entry actions. Never raises per node.
+
+    A real run holds the site lock (:mod:`bmprov.runlock`) throughout, so a ``reconcile`` or
+    another ``advance`` never interleaves its DHCP and boot-file writes with this batch's.
+    """
     check_stage(target, "--stage")
+    if dry_run:
+        return _advance(ctx, selection, target, True, progress, on_total)
+    with site_lock(ctx.db.path, ctx.config.busy_timeout_ms / 1000):
+        return _advance(ctx, selection, target, False, progress, on_total)
+
+
+def _advance(
+    ctx: ActionContext,
+    selection: Selection,
+    target: str,
+    dry_run: bool,
+    progress: ProgressFn | None,
+    on_total: Callable[[int], None] | None,
+) -> BatchResult:
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)

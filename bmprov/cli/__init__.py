@@ -14,6 +14,7 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     nodes,
     power,
     pxe,
+    reconcile,
 )
 from bmprov.cli.app import app
 

@@ -1,0 +1,181 @@
+"""The DHCP plane: the reservations bmprov expects (every node holding an address) against the
+ones the server really holds.
+
+Kinds: ``missing`` (fixed: re-added), ``wrong_ip`` and ``wrong_mac`` (reported: bmprov never
+overwrites a reservation it did not make), ``duplicate_ip`` (one address on two MACs;
+reported), ``orphan`` (a reservation no node of bmprov should have: removed only with
+``--prune``), ``unreachable`` (the server did not answer). OMAPI cannot list hosts: every MAC
+bmprov knows is looked up (pipelined), and orphans come from dhcpd's files when readable
+(:mod:`.dhcpd_files`), else a note says they were not checked. dnsmasq, Kea and the file
+backend are read whole from their files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
+from bmprov.errors import BmprovError
+from bmprov.nodes import Node
+from bmprov.reconcile.dhcpd_files import read_hosts
+from bmprov.reconcile.findings import Context, Finding
+
+log = logging.getLogger(__name__)
+PLANE = "dhcp"
+
+
+def check_reservations(ctx: Context) -> Iterator[Finding]:
+    """Expected vs held reservations; see the module docstring."""
+    settings = DhcpSettings.from_config(ctx.config)
+    backend = open_backend(settings)
+    backend.check()
+    in_scope = {n.id for n in ctx.nodes}
+    expected = {
+        a.mac: settings.reservation(a.mac, a.ip, a.serial, a.hostname)
+        for a in ctx.db.addressed()
+        if a.node_id in in_scope
+    }
+    owner = {mac: node for node in ctx.all_nodes for mac in node.macs}
+    try:
+        backend.open()
+    except BmprovError as exc:
+        yield Finding(None, PLANE, "unreachable", settings.backend, str(exc))
+        return
+    try:
+        held, orphans_known = _held(ctx, backend, owner, settings)
+        backend.claim({r.ip: r.mac for r in held.values()})
+        yield from _compare(ctx, backend, expected, held, owner, orphans_known)
+        if ctx.fix or ctx.prune:
+            backend.commit()
+    finally:
+        backend.close()
+
+
+def _held(
+    ctx: Context, backend: DhcpBackend, owner: dict[str, Node], settings: DhcpSettings
+) -> tuple[dict[str, Reservation], bool]:
+    """mac → what the server holds; and whether that covers MACs bmprov does not know."""
+    if backend.kind != "omapi":
+        return {r.mac: r for r in backend.list()}, True
+    from bmprov.dhcp.omapi import OmapiBackend  # noqa: PLC0415
+    from bmprov.dhcp.omapi_lookup import lookup_many  # noqa: PLC0415
+
+    assert isinstance(backend, OmapiBackend)  # noqa: S101
+    scope_macs = [m for n in ctx.nodes for m in n.macs]
+    held = {m: r for m, r in lookup_many(backend, scope_macs).items() if r is not None}
+    sub = settings.sub("omapi")
+    paths = [settings.config.resolve(sub[k]) for k in ("config_file", "leases_file") if sub.get(k)]
+    if not paths:
+        ctx.notes.append(
+            "dhcp: orphan reservations not checked: OMAPI cannot list hosts; set "
+            "[dhcp.omapi] leases_file (and config_file) to dhcpd's files to check them"
+        )
+        return held, False
+    from_files, unreadable = read_hosts(paths)
+    if unreadable:
+        ctx.notes.append(
+            f"dhcp: orphan reservations not checked: unreadable: {'; '.join(unreadable)}"
+        )
+        return held, False
+    for mac, res in from_files.items():
+        if mac not in owner:  # a MAC bmprov knows was looked up: OMAPI is the authority
+            held[mac] = res
+    return held, True
+
+
+def _compare(
+    ctx: Context,
+    backend: DhcpBackend,
+    expected: dict[str, Reservation],
+    held: dict[str, Reservation],
+    owner: dict[str, Node],
+    orphans_known: bool,
+) -> Iterator[Finding]:
+    by_ip: dict[str, list[str]] = defaultdict(list)
+    for mac, res in held.items():
+        if res.ip:
+            by_ip[res.ip].append(mac)
+    in_scope = {n.id for n in ctx.nodes}
+    for mac, want in expected.items():
+        node = owner[mac]
+        have = held.get(mac)
+        holders = [m for m in by_ip.get(want.ip, ()) if m != mac]
+        if have is None:
+            if holders:
+                yield Finding(
+                    node.serial,
+                    PLANE,
+                    "wrong_mac",
+                    f"{mac} → {want.ip}",
+                    f"{holders[0]} → {want.ip}",
+                    note="the address is reserved for another MAC; not overwritten",
+                )
+                continue
+            yield _fix_missing(ctx, backend, node, want)
+        elif have.ip != want.ip:
+            yield Finding(
+                node.serial,
+                PLANE,
+                "wrong_ip",
+                f"{mac} → {want.ip}",
+                f"{mac} → {have.ip or 'no address'}",
+                note="reserved by hand or by another tool; not overwritten",
+            )
+    for ip, macs in sorted(by_ip.items()):
+        if len(macs) > 1:
+            nodes = sorted(owner[m].serial for m in macs if m in owner)
+            yield Finding(
+                nodes[0] if nodes else None,
+                PLANE,
+                "duplicate_ip",
+                f"{ip} on one MAC",
+                f"{ip} on {', '.join(sorted(macs))}",
+            )
+    if not orphans_known:
+        return
+    for mac, res in sorted(held.items()):
+        if mac in expected:
+            continue
+        holder = owner.get(mac)
+        if holder is not None and holder.id not in in_scope:
+            continue  # another site's node: its own run judges it
+        yield _orphan(ctx, backend, holder, res)
+
+
+def _fix_missing(ctx: Context, backend: DhcpBackend, node: Node, want: Reservation) -> Finding:
+    finding = Finding(node.serial, PLANE, "missing", f"{want.mac} → {want.ip}", None)
+    if not ctx.fix:
+        return finding
+    try:
+        backend.add(want)
+    except BmprovError as exc:
+        finding.note = f"not re-added: {exc}"
+        return finding
+    finding.fixed, finding.note = True, "re-added"
+    ctx.fixed(node, f"DHCP reservation {want.mac} → {want.ip} re-added")
+    return finding
+
+
+def _orphan(ctx: Context, backend: DhcpBackend, node: Node | None, res: Reservation) -> Finding:
+    why = "a node that holds no address" if node else "a MAC no node has"
+    finding = Finding(
+        node.serial if node else None,
+        PLANE,
+        "orphan",
+        None,
+        f"{res.mac} → {res.ip or 'no address'} ({res.name or 'unnamed'}): {why}",
+    )
+    if not ctx.prune:
+        finding.note = "remove with --prune"
+        return finding
+    try:
+        backend.remove(res.mac)
+    except BmprovError as exc:
+        finding.note = f"not removed: {exc}"
+        return finding
+    finding.fixed, finding.note = True, "removed (--prune)"
+    if node is not None:
+        ctx.fixed(node, f"orphan DHCP reservation {res.mac} → {res.ip} removed")
+    return finding
