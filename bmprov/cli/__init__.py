@@ -9,6 +9,7 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     advance,
     check,
     dhcp,
+    export,
     importing,
     init,
     nodes,
