@@ -170,6 +170,10 @@ def _orphan(ctx: Context, backend: DhcpBackend, node: Node | None, res: Reservat
     if not ctx.prune:
         finding.note = "remove with --prune"
         return finding
+    foreign = _foreign_file(backend, res.mac)
+    if foreign:
+        finding.note = foreign
+        return finding
     try:
         backend.remove(res.mac)
     except BmprovError as exc:
@@ -179,3 +183,13 @@ def _orphan(ctx: Context, backend: DhcpBackend, node: Node | None, res: Reservat
     if node is not None:
         ctx.fixed(node, f"orphan DHCP reservation {res.mac} → {res.ip} removed")
     return finding
+
+
+def _foreign_file(backend: DhcpBackend, mac: str) -> str | None:
+    """Why a dnsmasq host line cannot be pruned: it is in a file bmprov did not write (which
+    may hold other lines), or None."""
+    from bmprov.dhcp.dnsmasq import DnsmasqBackend  # noqa: PLC0415
+
+    if isinstance(backend, DnsmasqBackend) and not backend.path_for(mac).exists():
+        return f"not removed: its line is in a file of {backend.hostsdir} bmprov did not write"
+    return None
