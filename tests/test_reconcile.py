@@ -167,7 +167,7 @@ def test_plain_lines_when_not_a_tty_and_bad_site_is_exit_2(site, cli) -> None:
     assert result.exit_code == 1
     assert "boot missing SN1: expected " in result.stdout
     assert "\x1b[" not in result.stdout
-    assert result.stdout.strip().splitlines()[-1].startswith("reconcile (state, dhcp, boot)")
+    assert result.stdout.strip().splitlines()[-1].startswith("reconcile (state, boot, dhcp)")
     result = cli("reconcile", "--site", "nowhere")
     assert result.exit_code == 2
     assert "no node there" in result.stderr

@@ -15,48 +15,75 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.reconcile.dhcpd_files import read_hosts
 from bmprov.reconcile.findings import Context, Finding
+from bmprov.store import Addressed
 
 log = logging.getLogger(__name__)
 PLANE = "dhcp"
 
 
-def check_reservations(ctx: Context) -> Iterator[Finding]:
-    """Expected vs held reservations; see the module docstring."""
+@dataclass
+class ServerView:
+    """What the DHCP server holds, read before the comparison (in a prefetch thread)."""
+
+    settings: DhcpSettings
+    backend: DhcpBackend
+    held: dict[str, Reservation] = field(default_factory=dict)
+    orphans_known: bool = False
+    notes: list[str] = field(default_factory=list)
+    error: BmprovError | None = None
+
+
+def read_server(ctx: Context) -> ServerView:
+    """Connect and read every reservation that matters (no state-file access: it runs in a
+    thread while the boot plane renders, since OMAPI lookups mostly wait for dhcpd)."""
     settings = DhcpSettings.from_config(ctx.config)
     backend = open_backend(settings)
     backend.check()
-    in_scope = {n.id for n in ctx.nodes}
-    expected = {
-        a.mac: settings.reservation(a.mac, a.ip, a.serial, a.hostname)
-        for a in ctx.db.addressed()
-        if a.node_id in in_scope
-    }
-    owner = {mac: node for node in ctx.all_nodes for mac in node.macs}
+    view = ServerView(settings, backend)
     try:
         backend.open()
     except BmprovError as exc:
-        yield Finding(None, PLANE, "unreachable", settings.backend, str(exc))
-        return
+        view.error = exc
+        return view
+    owner = {mac for node in ctx.all_nodes for mac in node.macs}
     try:
-        held, orphans_known = _held(ctx, backend, owner, settings)
-        backend.claim({r.ip: r.mac for r in held.values()})
-        yield from _compare(ctx, backend, expected, held, owner, orphans_known)
+        view.held, view.orphans_known = _held(ctx, view, owner)
+    except BmprovError as exc:
+        backend.close()
+        view.error = exc
+    return view
+
+
+def check_reservations(ctx: Context) -> Iterator[Finding]:
+    """Expected vs held reservations; see the module docstring."""
+    view = ctx.prefetched("dhcp", read_server)
+    ctx.notes += view.notes
+    if view.error is not None:
+        yield Finding(None, PLANE, "unreachable", view.settings.backend, str(view.error))
+        return
+    in_scope = {n.id for n in ctx.nodes}
+    expected = {a.mac: a for a in ctx.db.addressed() if a.node_id in in_scope}
+    owner = {mac: node for node in ctx.all_nodes for mac in node.macs}
+    backend = view.backend
+    try:
+        backend.claim({r.ip: r.mac for r in view.held.values()})
+        yield from _compare(ctx, view, expected, owner)
         if ctx.fix or ctx.prune:
             backend.commit()
     finally:
         backend.close()
 
 
-def _held(
-    ctx: Context, backend: DhcpBackend, owner: dict[str, Node], settings: DhcpSettings
-) -> tuple[dict[str, Reservation], bool]:
+def _held(ctx: Context, view: ServerView, owner: set[str]) -> tuple[dict[str, Reservation], bool]:
     """mac → what the server holds; and whether that covers MACs bmprov does not know."""
+    backend, settings = view.backend, view.settings
     if backend.kind != "omapi":
         return {r.mac: r for r in backend.list()}, True
     from bmprov.dhcp.omapi import OmapiBackend  # noqa: PLC0415
@@ -68,14 +95,14 @@ def _held(
     sub = settings.sub("omapi")
     paths = [settings.config.resolve(sub[k]) for k in ("config_file", "leases_file") if sub.get(k)]
     if not paths:
-        ctx.notes.append(
+        view.notes.append(
             "dhcp: orphan reservations not checked: OMAPI cannot list hosts; set "
             "[dhcp.omapi] leases_file (and config_file) to dhcpd's files to check them"
         )
         return held, False
     from_files, unreadable = read_hosts(paths)
     if unreadable:
-        ctx.notes.append(
+        view.notes.append(
             f"dhcp: orphan reservations not checked: unreadable: {'; '.join(unreadable)}"
         )
         return held, False
@@ -86,13 +113,9 @@ def _held(
 
 
 def _compare(
-    ctx: Context,
-    backend: DhcpBackend,
-    expected: dict[str, Reservation],
-    held: dict[str, Reservation],
-    owner: dict[str, Node],
-    orphans_known: bool,
+    ctx: Context, view: ServerView, expected: dict[str, Addressed], owner: dict[str, Node]
 ) -> Iterator[Finding]:
+    backend, held = view.backend, view.held
     by_ip: dict[str, list[str]] = defaultdict(list)
     for mac, res in held.items():
         if res.ip:
@@ -101,6 +124,8 @@ def _compare(
     for mac, want in expected.items():
         node = owner[mac]
         have = held.get(mac)
+        if have is not None and have.ip == want.ip:
+            continue  # the common case: no Reservation built or validated
         holders = [m for m in by_ip.get(want.ip, ()) if m != mac]
         if have is None:
             if holders:
@@ -113,7 +138,7 @@ def _compare(
                     note="the address is reserved for another MAC; not overwritten",
                 )
                 continue
-            yield _fix_missing(ctx, backend, node, want)
+            yield _fix_missing(ctx, view, node, want)
         elif have.ip != want.ip:
             yield Finding(
                 node.serial,
@@ -133,7 +158,7 @@ def _compare(
                 f"{ip} on one MAC",
                 f"{ip} on {', '.join(sorted(macs))}",
             )
-    if not orphans_known:
+    if not view.orphans_known:
         return
     for mac, res in sorted(held.items()):
         if mac in expected:
@@ -144,12 +169,13 @@ def _compare(
         yield _orphan(ctx, backend, holder, res)
 
 
-def _fix_missing(ctx: Context, backend: DhcpBackend, node: Node, want: Reservation) -> Finding:
+def _fix_missing(ctx: Context, view: ServerView, node: Node, want: Addressed) -> Finding:
     finding = Finding(node.serial, PLANE, "missing", f"{want.mac} → {want.ip}", None)
     if not ctx.fix:
         return finding
     try:
-        backend.add(want)
+        res = view.settings.reservation(want.mac, want.ip, want.serial, want.hostname)
+        view.backend.add(res)
     except BmprovError as exc:
         finding.note = f"not re-added: {exc}"
         return finding

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from bmprov.config import Config
     from bmprov.nodes import Node
     from bmprov.store import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,6 +61,12 @@ class Context:
     prune: bool = False
     events: list[tuple[Node, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    prefetch: dict[str, Future[Any]] = field(default_factory=dict)  # shared by every plane
+
+    def prefetched(self, plane: str, read: Callable[[Context], T]) -> T:
+        """What ``read`` returns: from the plane's prefetch thread if one ran, else now."""
+        future = self.prefetch.pop(plane, None)
+        return future.result() if future is not None else read(self)
 
     def fixed(self, node: Node, what: str) -> None:
         """Queue a history row for a repair (written when the plane is done)."""
