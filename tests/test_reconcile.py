@@ -186,3 +186,39 @@ def test_reconcile_waits_for_the_site_lock(site, cli) -> None:
         assert "another bmprov is running" in result.stderr
     finally:
         os.close(fd)
+
+
+def test_wrong_mac_and_duplicate_ip_are_reported_never_fixed(site, cli) -> None:
+    load(site, 2)
+    sn1, sn2 = get_node(site.db(), "SN1"), get_node(site.db(), "SN2")
+    table = reservations(site)
+    del table[sn1.mac]
+    table["02:99:00:00:00:05"] = sn1.ip  # SN1's address went to another machine
+    table["02:99:00:00:00:06"] = sn2.ip  # and SN2's is on two MACs
+    set_reservations(site, table)
+    code, doc = run(cli, "--fix")
+    assert code == 1
+    assert {("dhcp", "wrong_mac", "SN1"), ("dhcp", "duplicate_ip", "SN2")} <= kinds(doc)
+    assert not any(f["fixed"] for f in doc["findings"] if f["kind"] != "orphan")
+    assert reservations(site)["02:99:00:00:00:05"] == sn1.ip  # never overwritten
+
+
+def test_syslog_gets_one_line_per_finding(site, cli, monkeypatch, tmp_path) -> None:
+    import socket
+
+    from bmprov.cli import reconcile as cli_reconcile
+
+    load(site, 1)
+    (site.dir / "tftpboot/pxelinux.cfg/01-02-31-00-00-07-01").unlink()
+    path = tmp_path / "log.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    monkeypatch.setattr(cli_reconcile, "SYSLOG_SOCKET", str(path))
+    try:
+        assert cli("reconcile", "--no-bmc", "--syslog").exit_code == 1
+        lines = [sock.recv(4096).decode() for _ in range(2)]
+    finally:
+        sock.close()
+    assert "bmprov: boot missing SN1" in lines[0]
+    assert "1 finding(s)" in lines[1]
