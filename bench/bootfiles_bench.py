@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import load_config
 from bmprov.nodes import Node
 from bmprov.setup_site import init_site

@@ -173,7 +173,7 @@ def files_alone(root: Path, topo: peers.Topology, count: int) -> None:
     """For scale: NodeFileWriter by itself, in this process, on a fresh boot directory."""
     from dataclasses import replace
 
-    from bmprov.bootfiles import NodeFileWriter
+    from bmprov.boot.writer import NodeFileWriter
     from bmprov.nodes import list_nodes
 
     config = make_site(root / "alone", topo)

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bmprov.boot.sync import render_all
 from bmprov.config import load_config
-from bmprov.pxe import render_all
 from bmprov.setup_site import init_site
 from bmprov.store import StateDB, utcnow
 

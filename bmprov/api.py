@@ -26,11 +26,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bmprov.boot.sync import RenderReport
     from bmprov.config import Config
     from bmprov.drivers import BootDevice, PowerAction
     from bmprov.importing import ImportPlan
     from bmprov.nodes import Node, Selection
-    from bmprov.pxe import RenderReport
     from bmprov.reconcile import Report
     from bmprov.result import BatchResult, NodeResult
     from bmprov.store import StateDB
@@ -186,7 +186,7 @@ class Site:
 
     def render(self, *, prune: bool = False, remove: bool = False) -> RenderReport:
         """Bring every node's boot entries and install files up to date (``bmprov pxe render``)."""
-        from bmprov.pxe import render_all  # noqa: PLC0415
+        from bmprov.boot.sync import render_all  # noqa: PLC0415
 
         return render_all(self.config, self.state, prune=prune, remove=remove)
 

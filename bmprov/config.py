@@ -1,9 +1,9 @@
 """The site configuration: one TOML file, validated against ``schemas/config.schema.json``.
 
 Found through ``--config``, then ``$BMPROV_CONFIG``, then ``./bmprov.toml``. Relative paths in it
-are relative to the file's own directory. Each feature module reads its own section
-(``config.section("dhcp")``) into its own typed settings; this module only finds, parses and
-validates the file and resolves paths.
+are relative to the file's own directory. This module finds, parses and validates the file
+and resolves paths; :attr:`Config.settings` (:mod:`bmprov.settings`) is the file as typed
+sections, each parsed once.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bmprov.errors import ConfigError
 from bmprov.resources import data_dir
+
+if TYPE_CHECKING:
+    from bmprov.settings import Settings
 from bmprov.store import DEFAULT_BUSY_TIMEOUT_MS
 
 CONFIG_NAME = "bmprov.toml"
@@ -65,17 +68,12 @@ class Config:
         seconds = self.raw.get("state_timeout", DEFAULT_BUSY_TIMEOUT_MS / 1000)
         return int(float(seconds) * 1000)
 
-    @property
-    def marker_field(self) -> str:
-        """The node field whose text decides whether a row enters the automation."""
-        return str(self.section("import").get("marker_field", "notes"))
+    @cached_property
+    def settings(self) -> Settings:
+        """The site's typed settings, each section parsed on first use (:mod:`bmprov.settings`)."""
+        from bmprov.settings import Settings  # noqa: PLC0415
 
-    @property
-    def marker_pattern(self) -> re.Pattern[str]:
-        """The pattern searched (case-insensitively) in the marker field."""
-        return re.compile(
-            str(self.section("import").get("marker_pattern", "provisioning_auto")), re.IGNORECASE
-        )
+        return Settings(self)
 
 
 def find_config(explicit: Path | None) -> Path | None:

@@ -198,7 +198,8 @@ def load_pools(config: Config) -> list[Pool]:
 
 def _load_pools(config: Config) -> list[Pool]:
     raw_pools = config.raw.get("pools") or []
-    server = config.section("network").get("server_address")
+    network = config.settings.network
+    server = network.server_address
     implicit = [server] if server else []  # the provisioning server is never handed out
     if raw_pools:
         pools = [build_pool(p, f"pools[{i}]", implicit) for i, p in enumerate(raw_pools)]
@@ -208,10 +209,13 @@ def _load_pools(config: Config) -> list[Pool]:
             raise PoolError(f"pools: name {sorted(dup)[0]!r} is used twice")
         _check_overlap(pools)
         return pools
-    network = config.section("network")
-    if not network.get("subnet"):
+    if not network.subnet:
         raise PoolError("no [[pools]] and no [network] subnet: nothing to allocate from")
-    raw: dict[str, Any] = {k: network[k] for k in ("subnet", "gateway", "dns") if k in network}
+    raw: dict[str, Any] = {"subnet": network.subnet}
+    if network.gateway:
+        raw["gateway"] = network.gateway
+    if network.dns:
+        raw["dns"] = list(network.dns)
     return [build_pool(raw, "network", implicit)]
 
 

@@ -172,12 +172,12 @@ def run_power(
     ``dry_run`` goes through the fake driver: addresses and drivers are resolved and checked,
     but no BMC is contacted and no password is read (a dry run needs no secret).
     """
-    settings = settings or power_settings(config)
+    settings = settings or config.settings.power
     run = _Run(
         config,
         request,
         CredentialStore(config),
-        driver_settings(config),
+        config.settings.drivers,
         Stagger(settings.stagger),
         dry_run,
         config.section("bmc"),

@@ -9,6 +9,7 @@ from string import Template
 from bmprov.config import CONFIG_NAME, parse_config, read_config_text
 from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
+from bmprov.install.sitekey import site_public_key
 from bmprov.netdetect import NetworkSettings
 from bmprov.store import StateDB
 
@@ -32,7 +33,12 @@ class InitResult:
     created_config: bool
 
 
-def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "example.net") -> str:
+def starter_config(
+    network: NetworkSettings,
+    site: str = "dc1",
+    domain: str = "example.net",
+    site_key: str = "ssh-ed25519 AAAA... (bmprov init writes the site key here)",
+) -> str:
     """The starter ``bmprov.toml`` text for a provisioning network."""
     here = Path(__file__).parent
     text = "\n".join((here / name).read_text(encoding="utf-8") for name in STARTER_SECTIONS)
@@ -43,6 +49,7 @@ def starter_config(network: NetworkSettings, site: str = "dc1", domain: str = "e
         gateway=network.gateway,
         site=site,
         domain=domain,
+        site_key=site_key,
     )
 
 
@@ -66,7 +73,11 @@ def init_site(
     created = False
     refuse_overwrite(directory, detect=network is not None, force=force)
     if not config_path.exists() or force:
-        text = starter_config(network or DEFAULT_NETWORK)
+        try:
+            key = site_public_key(directory)
+        except OSError as exc:
+            raise InputError(f"cannot write {directory / 'ssh'}: {exc.strerror or exc}") from None
+        text = starter_config(network or DEFAULT_NETWORK, site_key=key)
         parse_config(config_path.resolve(), text)  # the starter must itself be valid
         try:
             atomic_write(config_path, text)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bmprov import states as st
+from bmprov.boot.osprofiles import site_profiles, unknown_os
 from bmprov.config import Config
 from bmprov.errors import BmprovError, ConfigError
-from bmprov.osprofiles import site_profiles, unknown_os
 from bmprov.stages import REGISTRY, ActionContext, StageAction
 from bmprov.store import StateDB, open_state
 

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   tftpd-hpa tftp-hpa busybox
   openipmi ipmitool
   grub-common  # grub-script-check: the GRUB entries bmprov writes are syntax-checked by GRUB itself
+  debconf  # debconf-set-selections --checkonly: ks validate and the tests check every preseed
   # tests/test_pxe_boot_qemu.py: a QEMU machine PXE-boots from bmprov's files (BIOS and UEFI)
   qemu-system-x86 ipxe-qemu seabios pxelinux syslinux-common ovmf grub-efi-amd64-bin kmod file
 )

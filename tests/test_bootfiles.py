@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from bmprov.bootfiles import NodeFileWriter, grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.names import grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.install_options import hash_password
+from bmprov.install.options import hash_password
 from bmprov.nodes import Node
 from tests.bootutil import edit_config
 
@@ -128,12 +129,13 @@ def test_kickstart_structure(site, writer) -> None:
     assert any(line.startswith("rootpw --iscrypted $6$") for line in lines)
     assert f'sshkey --username=root "{KEY}"' in lines
     assert (
-        "raid pv.01 --device=md0 --level=RAID10 --spares=1 "
-        + " ".join(f"raid.{i}" for i in range(1, 6))
+        "raid pv.01 --device=data --level=RAID10 --spares=1 "
+        + " ".join(f"raid.data{i}" for i in range(1, 6))
         in lines
     )
     assert "ignoredisk --only-use=sda,sdb,sdc,sdd,sde" in lines
-    assert "curl -fsS --retry 5 -G http://10.20.0.1:8080/cb --data-urlencode serial=SN1" in ks
+    assert "--retry 5 --retry-connrefused" in ks and "-G http://10.20.0.1:8080/cb" in ks
+    assert 'callback failed after retries:" http://10.20.0.1:8080/cb' in ks  # logged
     assert "| base64 -d > /root/bmprov-post.sh" in ks
     assert "Secret123" not in ks
 
@@ -157,13 +159,17 @@ def test_preseed_structure(site, writer) -> None:
 
 def test_autoinstall_structure(site, writer) -> None:
     yaml = pytest.importorskip("yaml")
-    n = node(os="ubuntu-24.04", install_options={"ssh_key": KEY, "callback_url": "http://a.b/c"})
+    n = node(
+        os="ubuntu-24.04", install_options={"ssh_key": KEY, "callback_url": "http://10.0.0.9/c"}
+    )
     files = rel(site, writer.render_install(n, "10.20.0.50"))
     data = yaml.safe_load(files["http/ks/SN1/user-data"])
     assert files["http/ks/SN1/user-data"].startswith("#cloud-config\n")
     auto = data["autoinstall"]
     assert auto["version"] == 1
-    assert auto["storage"]["layout"] == {"name": "lvm", "match": {"path": "/dev/sda"}}
+    storage = auto["storage"]["config"]
+    assert [i["path"] for i in storage if i["type"] == "disk"] == ["/dev/sda"]
+    assert {i.get("flag") for i in storage if i["type"] == "partition"} >= {"bios_grub", "boot"}
     assert auto["user-data"]["users"][0]["ssh_authorized_keys"] == [KEY]
     assert auto["late-commands"][0].startswith("curtin in-target -- sh -c 'echo ")
     meta = yaml.safe_load(files["http/ks/SN1/meta-data"])
@@ -174,8 +180,17 @@ def test_autoinstall_structure(site, writer) -> None:
     config = yaml.safe_load(
         rel(site, writer.render_install(raid, "10.20.0.50"))["http/ks/SN1/user-data"]
     )["autoinstall"]["storage"]["config"]
-    md = next(item for item in config if item["type"] == "raid")
-    assert md["raidlevel"] == "10" and md["devices"] == ["part1", "part2", "part3", "part4"]
+    md = {item["id"]: item for item in config if item["type"] == "raid"}
+    assert md["md-data"]["raidlevel"] == 10
+    assert md["md-data"]["devices"] == ["data1", "data2", "data3", "data4"]
+    assert md["md-boot"]["raidlevel"] == 1  # /boot mirrored over every disk
+    disks = [i for i in config if i["type"] == "disk"]
+    assert all(d["grub_device"] and d["ptable"] == "gpt" for d in disks)
+    for n in range(1, 5):  # an ESP and a BIOS boot partition on every member
+        assert {i.get("flag") for i in config if i.get("device") == f"disk{n}"} >= {
+            "boot",
+            "bios_grub",
+        }
 
 
 def test_only_an_empty_os_falls_back_to_default(site, writer) -> None:
@@ -297,7 +312,7 @@ def test_site_adds_an_os_profile(site, cli) -> None:
     run = cli("ks", "validate")
     assert run.exit_code == 0
     assert "sample rocky8/anaconda/LVM_HBA" in run.stdout
-    assert "valid RHEL8 kickstart" in run.stdout
+    assert "pykickstart RHEL8" in run.stdout
 
 
 def test_directories_and_files_readable_under_a_strict_umask(site, writer) -> None:
@@ -333,7 +348,7 @@ def test_options_shared_by_nodes_are_checked_for_each_and_name_it(writer) -> Non
 
 
 def test_listed_directories_keep_write_if_changed(site, monkeypatch) -> None:
-    from bmprov import bootfiles
+    from bmprov.boot import writer as bootfiles
 
     monkeypatch.setattr(bootfiles._Dirs, "LIST_AFTER", 2)
     NodeFileWriter(site.config).write_defaults()  # the directories exist before the batch

@@ -89,13 +89,13 @@ def test_dnsmasq_backend_one_file_per_host(tmp_path) -> None:
     with open_backend(s) as backend:
         backend.add(res(1))
         backend.add(res(2))
-    assert sorted(p.name for p in hostsdir.iterdir()) == [
+    assert sorted(p.name for p in hostsdir.glob("[!.]*")) == [
         "02-31-00-00-05-01.conf",
         "02-31-00-00-05-02.conf",
     ]
     with open_backend(s) as backend:
         assert backend.remove("02:31:00:00:05:01")
-    assert [p.name for p in hostsdir.iterdir()] == ["02-31-00-00-05-02.conf"]
+    assert [p.name for p in hostsdir.glob("[!.]*")] == ["02-31-00-00-05-02.conf"]
 
 
 def test_kea_subnet_lookup() -> None:

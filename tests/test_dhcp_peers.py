@@ -136,7 +136,7 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
             ctx = ActionContext(config, db, "advance")
             batch = advance(ctx, Selection(all=True), "decommissioning")
             assert [r.status for r in batch.results] == ["ok"]
-        assert list(hostsdir.iterdir()) == []
+        assert list(hostsdir.glob("[!.]*")) == []
         # What the TFTP server now hands this MAC boots the disk, never the installer.
         got = peers.tftp_get(topo, f"pxelinux.cfg/{pxe_mac_name(MAC)}").decode()
         assert "LOCALBOOT" in got and "vmlinuz" not in got

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bmprov import filejobs
+from bmprov.boot import jobs as filejobs
 from bmprov.errors import StepFailed
 from bmprov.nodes import Node
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.nodes import Node
 
 pytestmark = pytest.mark.peer

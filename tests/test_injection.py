@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from bmprov import install_options as io
 from bmprov import validate
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import ConfigError, StepFailed
+from bmprov.install import options as io
 from bmprov.nodes import Node
 from tests.bootutil import edit_config
 

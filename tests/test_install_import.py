@@ -8,7 +8,7 @@ import pytest
 from passlib.hash import sha512_crypt
 
 from bmprov.errors import ConfigError
-from bmprov.install_options import InstallDefaults, check_password_policy
+from bmprov.install.options import InstallDefaults, check_password_policy
 from tests.bootutil import edit_config
 from tests.conftest import write_csv
 
@@ -120,7 +120,7 @@ def test_policy_message_never_echoes() -> None:
 
 def test_default_password_from_env_is_stable(site, monkeypatch) -> None:
     monkeypatch.setenv("ROOTPW", "Env-Secret42")
-    edit_config(site, "ssh_keys = []", 'ssh_keys = []\nroot_password_env = "ROOTPW"')
+    edit_config(site, "disks = 1", 'disks = 1\nroot_password_env = "ROOTPW"')
     first = InstallDefaults.from_config(site.config).root_password_hash
     second = InstallDefaults.from_config(site.config).root_password_hash
     assert first == second and first is not None

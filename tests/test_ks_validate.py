@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bmprov.kscheck import parse_kickstart
+from bmprov.install.check import parse_kickstart
 from tests.bootutil import edit_config, import_nodes
 
 ROWS = [
@@ -34,7 +34,10 @@ def test_named_and_all_nodes(site, cli) -> None:
     assert [r["serial"] for r in json.loads(run.stdout)["results"]] == ["SN1"]
     run = cli("ks", "validate", "--all", "--json")
     statuses = {r["serial"]: r["status"] for r in json.loads(run.stdout)["results"]}
-    assert statuses == {"SN1": "ok", "SN2": "ok", "SN3": "skipped"}  # preseed: no validator
+    assert statuses == {"SN1": "ok", "SN2": "ok", "SN3": "ok"}
+    messages = {r["serial"]: r["message"] for r in json.loads(run.stdout)["results"]}
+    assert "debconf-set-selections --checkonly" in messages["SN3"]
+    assert "valid RHEL" not in messages["SN3"]  # a preseed is never called a kickstart
 
 
 def test_invalid_kickstart_names_template_and_line(site, cli) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bmprov.render import Renderer, RenderError, bootarg, hostname, ks_token, shquote
+from bmprov.boot.render import Renderer, RenderError, bootarg, hostname, ks_token, shquote
 from tests.bootutil import edit_config
 
 

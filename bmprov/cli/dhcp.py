@@ -20,11 +20,10 @@ STATUS_STYLE = {"ok": "green", "missing": "bold red", "differs": "bold red", "un
 @dhcp_app.command("list")
 def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """What the DHCP server really holds next to what bmprov expects (exit 1 on a mismatch)."""
-    from bmprov.dhcp import DhcpSettings  # noqa: PLC0415
     from bmprov.dhcp.export import server_view  # noqa: PLC0415
 
     state = obj(ctx)
-    settings = DhcpSettings.from_config(state.config())
+    settings = state.config().settings.dhcp
     rows = server_view(state.db(), settings)
     bad = [r for r in rows if r.status in ("missing", "differs")]
     if as_json:
@@ -65,11 +64,10 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Write the reservations bmprov expects as dhcpd host blocks, dnsmasq lines or Kea JSON."""
-    from bmprov.dhcp import DhcpSettings  # noqa: PLC0415
     from bmprov.dhcp.export import expected, render, write_export  # noqa: PLC0415
 
     state = obj(ctx)
-    items = expected(state.db(), DhcpSettings.from_config(state.config()))
+    items = expected(state.db(), state.config().settings.dhcp)
     text = render(items, fmt)
     if dest is None:
         typer.echo(text, nl=False)

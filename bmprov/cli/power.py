@@ -73,11 +73,11 @@ def _run(
     from dataclasses import replace  # noqa: PLC0415
 
     from bmprov.nodes import select_nodes  # noqa: PLC0415
-    from bmprov.power import PowerRequest, default_uefi, power_settings, run_power  # noqa: PLC0415
+    from bmprov.power import PowerRequest, default_uefi, run_power  # noqa: PLC0415
 
     state = obj(ctx)
     config = state.config()
-    settings = power_settings(config)
+    settings = config.settings.power
     if concurrency is not None:
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:

@@ -36,7 +36,7 @@ def render_cmd(
     Nodes in networking, os_provisioning or installing get install entries; every other node
     with a MAC gets local-boot entries. Exit 1 if any node failed.
     """
-    from bmprov.pxe import render_all  # noqa: PLC0415
+    from bmprov.boot.sync import render_all  # noqa: PLC0415
 
     state = obj(ctx)
     report = render_all(state.config(), state.db(), prune=prune, remove=yes, force=force)
@@ -61,7 +61,7 @@ def clear_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Switch every per-MAC entry of the nodes to local boot (until their stage changes)."""
-    from bmprov.pxe import clear  # noqa: PLC0415
+    from bmprov.boot.sync import clear  # noqa: PLC0415
 
     state = obj(ctx)
     batch = clear(state.config(), state.db(), serials)
@@ -86,7 +86,7 @@ def validate_cmd(
 ) -> None:
     """Render install files and validate kickstarts with pykickstart. Exit 1 if any failed."""
     from bmprov.errors import InputError  # noqa: PLC0415
-    from bmprov.kscheck import validate_nodes  # noqa: PLC0415
+    from bmprov.install.kscheck import validate_nodes  # noqa: PLC0415
 
     if serials and all_nodes:
         raise InputError("give serials or --all, not both")

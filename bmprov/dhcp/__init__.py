@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import BmprovError, ConfigError, DriverError
-from bmprov.ipam import Pool, ip_to_int, load_pools
+from bmprov.ipam import Pool, ip_to_int
 
 BACKENDS: dict[str, str] = {
     "file": "bmprov.dhcp.filestore:FileBackend",
@@ -165,9 +165,9 @@ class DhcpSettings:
         backend = str(section.get("backend", "file"))
         if backend not in BACKENDS:
             raise ConfigError(f"dhcp.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-        next_server = section.get("next_server") or config.section("network").get("server_address")
+        next_server = section.get("next_server") or config.settings.network.server_address
         filename = section.get("boot_filename", "pxelinux.0") or None
-        pools = tuple(load_pools(config))
+        pools = tuple(config.settings.pools)
         return cls(backend, section, config, next_server, filename, pools)
 
     def reservation(self, mac: str, ip: str, name: str, hostname: str | None) -> Reservation:

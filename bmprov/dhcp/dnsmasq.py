@@ -62,6 +62,11 @@ class DnsmasqBackend(TableBackend):
         return self.settings.path("dnsmasq", "hostsdir")
 
     @property
+    def lock_path(self) -> Path:
+        """``.bmprov.lock`` inside the hostsdir (dnsmasq skips dot-files)."""
+        return self.hostsdir / ".bmprov.lock"
+
+    @property
     def where(self) -> str:
         """This backend in messages."""
         return f"dnsmasq hostsdir {self.hostsdir}"

@@ -29,9 +29,27 @@ class FileBackend(TableBackend):
         return self.settings.config.resolve(self.settings.sub("file").get("path", DEFAULT_PATH))
 
     @property
+    def table_path(self) -> Path:
+        """Rewritten whole on commit."""
+        return self.path
+
+    @property
+    def lock_path(self) -> Path:
+        """``.dhcp-reservations.json.lock`` beside it."""
+        return self.path.with_name(f".{self.path.name}.lock")
+
+    @property
     def where(self) -> str:
         """This backend in messages."""
         return f"reservations file {self.path}"
+
+    def open(self) -> None:
+        """Lock and load (the lock file needs the file's directory)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DriverError(f"cannot create the directory of {self.where}: {exc}") from None
+        super().open()
 
     def _load(self) -> list[Reservation]:
         try:

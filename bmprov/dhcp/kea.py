@@ -4,6 +4,8 @@ Debian's Kea 2.2 has no ``host_cmds`` hook, so reservations live in the config f
 ``Dhcp4.subnet4[].reservations``. A batch rewrites the file once (atomically) and sends
 ``config-reload`` over the unix control socket; if Kea refuses the new file, the old one is
 put back so the file always matches what Kea runs. ``config-get`` then reads the result back.
+The whole read-modify-write-reload runs under ``.kea-dhcp4.conf.lock`` (see
+:mod:`bmprov.dhcp.table`), so two batches never reload each other's stale copy.
 """
 
 from __future__ import annotations
@@ -100,6 +102,16 @@ class KeaBackend(TableBackend):
     def socket_path(self) -> Path:
         """kea-dhcp4's unix control socket."""
         return self.settings.path("kea", "socket")
+
+    @property
+    def table_path(self) -> Path:
+        """Rewritten whole on commit."""
+        return self.config_path
+
+    @property
+    def lock_path(self) -> Path:
+        """``.kea-dhcp4.conf.lock`` beside the config (Kea ignores it)."""
+        return self.config_path.with_name(f".{self.config_path.name}.lock")
 
     @property
     def where(self) -> str:

@@ -27,7 +27,7 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
-from bmprov import osprofiles
+from bmprov.boot import osprofiles
 from bmprov.config import Config
 from bmprov.errors import InputError, ValidationFailed
 from bmprov.importing.columns import COLUMNS, OS_AT, Column, SheetRow

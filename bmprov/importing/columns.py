@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bmprov import install_options, validate
+from bmprov import validate
 from bmprov.importing import bulkcheck
+from bmprov.install import options as install_options
 from bmprov.nodes import NODE_FIELDS
 
 Target = Literal["node", "macs", "install"]
@@ -140,7 +141,7 @@ COLUMNS: list[Column] = [
         validate.bmc_type,
         cached=True,
     ),
-    # OS install options (bmprov.install_options); a plain root password is hashed here.
+    # OS install options (bmprov.install.options); a plain root password is hashed here.
     Column(
         "root_password_hash",
         ("rootpassword", "rootpw", "rootpass", "rootpasswordhash", "rootpwhash"),

@@ -107,8 +107,8 @@ def plan_import(db: Store, config: Config, read: ReadResult) -> tuple[ImportPlan
     plan = ImportPlan(file=read.file, unknown_columns=read.unknown_columns)
     problems: list[Problem] = []
     state = load_stored(db)
-    marker_at = NODE_INDEX.get(config.marker_field, NODE_INDEX["notes"])
-    pattern = config.marker_pattern
+    marker_at = NODE_INDEX.get(config.settings.importing.marker_field, NODE_INDEX["notes"])
+    pattern = config.settings.importing.marker_pattern
     marked: dict[Any, bool] = {}  # marker cell -> does it match (cells repeat: test each once)
 
     def is_marked(value: Any) -> bool:

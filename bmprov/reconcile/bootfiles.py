@@ -1,8 +1,8 @@
 """The boot plane: every node's per-MAC entries and install file against the state file.
 
 What each node should have is decided exactly as ``bmprov pxe render`` decides it
-(:func:`bmprov.pxe.wants_install`, the render fingerprint, :class:`NodeFileWriter` rendering in
-memory); each expected file is then read once and compared byte for byte. Kinds:
+(:func:`bmprov.boot.sync.wants_install`, the render fingerprint, :class:`NodeFileWriter`
+rendering in memory); each expected file is then read once and compared byte for byte. Kinds:
 
 * ``missing`` / ``stale`` (inputs changed since the last render) / ``edited`` (same inputs,
   other bytes): fixed by rendering the node again, as ``pxe render`` does;
@@ -21,10 +21,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.sync import fingerprint, stale_files, wants_install
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
-from bmprov.pxe import fingerprint, stale_files, wants_install
 from bmprov.reconcile.findings import Context, Finding
 from bmprov.store import BootRecord, RenderRow
 
@@ -172,6 +172,6 @@ def _names(directory: Path) -> set[str]:
 
 
 def _node(row: RenderRow) -> Node:
-    from bmprov.pxe import _node as node_of  # noqa: PLC0415  (pxe render's own conversion)
+    from bmprov.boot.sync import _node as node_of  # noqa: PLC0415  (pxe render's own conversion)
 
     return node_of(row)

@@ -18,8 +18,8 @@ from bmprov.nodes import Node
 from bmprov.store import Store
 
 if TYPE_CHECKING:
+    from bmprov.boot.jobs import FileWriter
     from bmprov.dhcp import DhcpBackend
-    from bmprov.filejobs import FileWriter
     from bmprov.power import PowerRequest
     from bmprov.result import BatchResult
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 from bmprov import ipam
 from bmprov import states as st
-from bmprov.bootfiles import NodeFileWriter
-from bmprov.dhcp import DhcpSettings, open_backend
+from bmprov.boot.writer import NodeFileWriter
+from bmprov.dhcp import open_backend
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.stages.base import ActionContext, Outcome, StageAction
@@ -32,7 +32,7 @@ class DecommissionAction(StageAction):
 
     def __init__(self, ctx: ActionContext) -> None:
         super().__init__(ctx)
-        self.settings = DhcpSettings.from_config(ctx.config)
+        self.settings = ctx.config.settings.dhcp
         self.writer = NodeFileWriter(ctx.config)
 
     def check(self) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bmprov import states
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
-from bmprov.power import boot_from_disk, power_settings
+from bmprov.power import boot_from_disk
 from bmprov.result import ResultCode
 from bmprov.stages.base import Outcome, StageAction
 
@@ -43,7 +43,7 @@ class BootFromDisk(StageAction):
             switched.append(node)
         if not switched:
             return
-        if not power_settings(ctx.config).provisioning_persistent:
+        if not ctx.config.settings.power.provisioning_persistent:
             for node in switched:
                 yield Outcome(node, True, SWITCHED)
             return

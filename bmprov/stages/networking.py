@@ -4,11 +4,11 @@ Per batch, not per node:
 
 1. every node without a MAC fails at ``allocate`` (a serial-only sheet row cannot PXE-boot),
    and every node whose OS has no profile fails at ``os`` (never installed as another OS;
-   :mod:`bmprov.osprofiles`), before either gets an address;
+   :mod:`bmprov.boot.osprofiles`), before either gets an address;
 2. the batch's addresses are chosen in **one** transaction (:func:`bmprov.ipam.allocate`);
    nodes that already hold one keep it, so a re-run picks up where it stopped;
 3. **one** backend connection reserves every node; each successful reservation is queued to
-   :class:`~bmprov.filejobs.FileJobs`, which renders the node's boot and install files in a
+   :class:`~bmprov.boot.jobs.FileJobs`, which renders the node's boot and install files in a
    worker while the main thread does the next DHCP round trip;
 4. a node whose reservation fails gets its freshly chosen address back (released in one
    transaction), so the state never holds an IP without its reservation; a node whose files
@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.jobs import FileJobs, FileResult, FileWriter
+from bmprov.boot.osprofiles import site_profiles, unknown_os
+from bmprov.boot.sync import clean_temps
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
 from bmprov.errors import BmprovError
-from bmprov.filejobs import FileJobs, FileResult, FileWriter
 from bmprov.nodes import Node
-from bmprov.osprofiles import site_profiles, unknown_os
 from bmprov.stages.base import ActionContext, Outcome, StageAction
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class NetworkingAction(StageAction):
 
     def __init__(self, ctx: ActionContext) -> None:
         super().__init__(ctx)
-        self.settings = DhcpSettings.from_config(ctx.config)
+        self.settings = ctx.config.settings.dhcp
         self.own_writer = ctx.services.file_writer is None
         self.writer: FileWriter = ctx.services.file_writer or NodeFileWriter(ctx.config)
 
@@ -121,9 +122,11 @@ def _profile_names(ctx: ActionContext) -> set[str] | None:
 
 def _write_defaults(writer: NodeFileWriter) -> None:
     """The loaders' fallback files (local boot, iPXE's boot.ipxe), so a site that never ran
-    `bmprov pxe render` still boots unknown machines to disk. Unchanged files are not rewritten;
-    a failure here is logged, not charged to the nodes (their own entries are in place)."""
+    `bmprov pxe render` still boots unknown machines to disk, and no dead run's temp file.
+    Unchanged files are not rewritten; a failure here is logged, not charged to the nodes
+    (their own entries are in place)."""
     try:
+        clean_temps(writer.settings)  # what a killed run left between linkat and rename
         writer.write_defaults()
     except BmprovError as exc:
         log.warning("default boot files not written: %s", exc)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from bmprov import states
 from bmprov.drivers import BootDevice, PowerAction
 from bmprov.nodes import Node
-from bmprov.power import PowerRequest, default_uefi, power_settings, run_power
+from bmprov.power import PowerRequest, default_uefi, run_power
 from bmprov.result import ResultCode
 from bmprov.stages.base import Outcome, StageAction
 
@@ -31,7 +31,7 @@ class PowerOnProvisioning(StageAction):
     def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         """One outcome per node: ok (cycled into PXE, or waiting), or failed at step power."""
         ctx = self.ctx
-        settings = power_settings(ctx.config)
+        settings = ctx.config.settings.power
         if not settings.auto_on_provisioning:
             for node in nodes:
                 yield Outcome(node, True, AUTO_OFF)

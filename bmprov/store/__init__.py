@@ -7,7 +7,16 @@ named migrations (:mod:`bmprov.store.schema`) for every backend.
 
 from __future__ import annotations
 
-from bmprov.store.base import Addressed, BootRecord, NodeUpdate, RenderRow, Store, utcnow
+from bmprov.store.base import (
+    Addressed,
+    BootRecord,
+    Event,
+    Install,
+    NodeUpdate,
+    RenderRow,
+    Store,
+    utcnow,
+)
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
 from bmprov.store.schema import MIGRATIONS
 from bmprov.store.sqlite import StateDB, open_state
@@ -17,6 +26,8 @@ __all__ = [
     "MIGRATIONS",
     "Addressed",
     "BootRecord",
+    "Event",
+    "Install",
     "NodeUpdate",
     "RenderRow",
     "StateDB",

@@ -77,6 +77,40 @@ class BootRecord:
     cleared_at: str | None
 
 
+@dataclass(frozen=True)
+class Install:
+    """One install of one node: what its token is derived from, and how far it got.
+
+    The token itself is never stored (:mod:`bmprov.tokens` derives it from the site secret
+    and these fields). ``progress`` is the highest install stage reported (0: none yet);
+    ``ended_at``/``end_reason`` (completed, superseded, revoked, failed) close it.
+    """
+
+    id: int
+    node_id: int
+    serial: str
+    os: str | None
+    issued_at: str
+    expires_at: str
+    progress: int = 0
+    progress_at: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a node or an operator did, as recorded (callbacks, refusals, completion)."""
+
+    node_id: int
+    kind: str
+    detail: str | None = None
+    source: str | None = None
+    install_id: int | None = None
+    at: str = ""
+    id: int = 0
+
+
 class Store(ABC):
     """bmprov's state. See the module docstring for the rules every backend keeps."""
 
@@ -192,6 +226,40 @@ class Store(ABC):
     @abstractmethod
     def addressed(self) -> list[Addressed]:
         """Every node holding an address and with a MAC, by node id."""
+
+    # -- installs and events ----------------------------------------------------------------
+
+    @abstractmethod
+    def open_installs(
+        self, nodes: Sequence[tuple[int, str, str | None]], expires_at: str
+    ) -> dict[int, Install]:
+        """A new install for each (node id, serial, OS), superseding any open one; one
+        transaction. Returns node id → its new install."""
+
+    @abstractmethod
+    def current_installs(self, node_ids: Iterable[int] | None = None) -> dict[int, Install]:
+        """node id → its open install (all nodes with one, or those in ``node_ids``)."""
+
+    @abstractmethod
+    def install(self, install_id: int) -> Install | None:
+        """One install by id (open or ended)."""
+
+    @abstractmethod
+    def record_progress(self, install_id: int, progress: int) -> bool:
+        """Raise an open install's progress to ``progress``; False if it is ended or already
+        at or past it (callbacks only move forward; a duplicate changes nothing)."""
+
+    @abstractmethod
+    def end_installs(self, node_ids: Iterable[int], reason: str) -> int:
+        """Close the open installs of these nodes (completed, revoked, failed); how many."""
+
+    @abstractmethod
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Append events (stamped now)."""
+
+    @abstractmethod
+    def events(self, node_id: int, limit: int = 100) -> list[Event]:
+        """A node's latest events, oldest first."""
 
     # -- boot files -------------------------------------------------------------------------
 

@@ -69,4 +69,35 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) STRICT;
         """,
     ),
+    (
+        "0003_installs_events",
+        """
+        CREATE TABLE installs (
+            id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id),
+            serial TEXT NOT NULL,
+            os TEXT,
+            issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            progress INTEGER NOT NULL DEFAULT 0,
+            progress_at TEXT,
+            ended_at TEXT,
+            end_reason TEXT
+        ) STRICT;
+        CREATE INDEX installs_node ON installs(node_id, id);
+        CREATE UNIQUE INDEX installs_one_open ON installs(node_id) WHERE ended_at IS NULL;
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id),
+            install_id INTEGER REFERENCES installs(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT,
+            source TEXT
+        ) STRICT;
+        CREATE INDEX events_node ON events(node_id, id);
+        CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        """,
+    ),
 ]

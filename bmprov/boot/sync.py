@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import states as st
-from bmprov.bootfiles import BootSettings, NodeFileWriter
+from bmprov.boot.settings import BootSettings
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError, InputError
-from bmprov.fsutil import fsync_dir
+from bmprov.fsutil import fsync_dir, remove_stale_temps
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
 from bmprov.store import BootRecord, RenderRow, Store
@@ -94,6 +95,7 @@ def render_all(
     writer = NodeFileWriter(config)
     writer.check()
     report = RenderReport()
+    clean_temps(writer.settings)  # before the listings: a leftover is never counted or listed
     report.written += writer.write_defaults()
     digest = writer.digest()
     rows = _load_rows(db)
@@ -176,6 +178,33 @@ def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
     _save(db, cleared)
     _sync(written)
     return batch
+
+
+def clean_temps(settings: BootSettings) -> list[Path]:
+    """Remove temp files that killed bmprov runs left in the boot directories.
+
+    :func:`~bmprov.fsutil.replace_file` names a temp file only for the two system calls between
+    ``linkat`` and ``rename`` (or for the whole write where ``O_TMPFILE`` is missing), so a
+    leftover is rare; but a web server would serve it. Costs one listing per directory
+    (~3 ms for 10,000 names); per-node autoinstall directories are not scanned.
+    """
+    removed = remove_stale_temps(boot_dirs(settings))
+    if removed:
+        log.info("removed %d temp file(s) left by killed runs", len(removed))
+    return removed
+
+
+def boot_dirs(settings: BootSettings) -> list[Path]:
+    """Every directory bmprov writes generated files into (not the per-node ones)."""
+    tftp, http = settings.tftp_root, settings.http_root
+    return [
+        tftp,
+        tftp / "pxelinux.cfg",
+        tftp / settings.grub_prefix,
+        http,
+        http / settings.ipxe_dir,
+        http / settings.install_dir,
+    ]
 
 
 def stale_files(

@@ -27,7 +27,7 @@ from typing import Any
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import ConfigError, Problem
-from bmprov.install_options import callback_url
+from bmprov.install.options import http_url
 
 INSTALL_KINDS = ("kickstart", "preseed", "autoinstall")
 _REL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}")
@@ -138,7 +138,7 @@ def _checked(profile: OsProfile) -> OsProfile:
     rel_path(profile.initrd, f"os.{name}.initrd")
     if profile.repo is not None:
         try:
-            callback_url(profile.repo)  # the same allow-list as every URL placed in a file
+            http_url(profile.repo)  # the same allow-list as every URL placed in a file
         except ValueError:
             raise ValueError(
                 f"os.{name}.repo {profile.repo!r} is not an allowed URL "

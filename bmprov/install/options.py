@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -195,16 +196,31 @@ def post_script(value: str) -> str:
     return validate.token(value, "post-install script name")
 
 
-def callback_url(value: str) -> str:
+def http_url(value: str, what: str = "URL") -> str:
     """An http(s) URL whose every character is safe in a boot line, kickstart and shell."""
     validate.reject_control(value)
     text = value.strip()
     match = _URL.fullmatch(text)
     if not match or (match["port"] and not 0 < int(match["port"]) < 65536):
         raise ValueError(
-            f"{text!r} is not an allowed callback URL (http(s)://host[:port]/path[?a=b&c=d]; "
+            f"{text!r} is not an allowed {what} (http(s)://host[:port]/path[?a=b&c=d]; "
             "letters, digits and ._~/-=& only)"
         )
+    return text
+
+
+def callback_url(value: str) -> str:
+    """:func:`http_url` whose host is an IP address: the installer calls it from inside its
+    chroot (Ubuntu's ``curtin in-target``), where a host name may not resolve."""
+    text = http_url(value, "callback URL")
+    host = str(_URL.fullmatch(text)["host"]).strip("[]")  # type: ignore[index]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"callback URL host {host!r} is a name: use the server's IP address "
+            "(a name may not resolve inside the installer)"
+        ) from None
     return text
 
 
@@ -303,9 +319,16 @@ class InstallDefaults:
         count = opts.get("disks") or self.disks
         check_scheme_fits(scheme, count)
         key = opts.get("ssh_key")
+        password = opts.get("root_password_hash") or self.root_password_hash
+        keys = (key,) if key else self.ssh_keys
+        if not password and not keys:
+            raise ValueError(
+                "nobody could log in: no root password and no SSH key (give the node a root "
+                "password or SSH key cell, or set [install] ssh_keys / root_password_hash)"
+            )
         return InstallOptions(
-            root_password_hash=opts.get("root_password_hash") or self.root_password_hash,
-            ssh_keys=(key,) if key else self.ssh_keys,
+            root_password_hash=password,
+            ssh_keys=keys,
             partition_scheme=scheme,
             disks=self.disk_list(count),
             post_script=opts.get("post_script") or self.post_script,

@@ -1,24 +1,27 @@
-"""``bmprov ks validate``: rendered kickstarts checked by pykickstart, as anaconda would parse them.
+"""``bmprov ks validate``: rendered install files checked by installer code and their scheme.
 
+Kickstart through pykickstart (as anaconda parses it), autoinstall against bmprov's autoinstall
+schema (subset of subiquity's documented format), preseed through
+``debconf-set-selections --checkonly``; then, for BIOS and for UEFI, that the layout makes
+what its scheme names (:mod:`bmprov.install.check`). Every result names its validator.
 pykickstart costs 19-45 ms per file (libraries.md §e), so by default one *sample* is validated
-per kickstart OS profile and partition scheme (synthetic node with every option set), plus one
-real node per (OS, scheme) the state file holds; ``SERIAL ...`` or ``--all`` validate real nodes.
-Preseed and autoinstall files have no pykickstart equivalent: they are rendered (so template
-and value errors still show) and reported as ``skipped`` validation.
+per OS profile and partition scheme (synthetic node with every option set), plus one real node
+per (OS, scheme) the state file holds; ``SERIAL ...`` or ``--all`` validate real nodes.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from bmprov.bootfiles import NodeFileWriter
+from bmprov.boot.osprofiles import OsProfile
+from bmprov.boot.writer import NodeFileWriter
 from bmprov.config import Config
 from bmprov.errors import BmprovError
-from bmprov.install_options import SCHEMES, hash_password
+from bmprov.install import check as installcheck
+from bmprov.install import disklayout
+from bmprov.install.options import SCHEMES, hash_password
 from bmprov.nodes import Node, Selection, list_nodes, select_nodes
-from bmprov.osprofiles import OsProfile
 from bmprov.result import BatchResult, NodeResult
 from bmprov.store import StateDB
 
@@ -27,33 +30,6 @@ SAMPLE_MACS = ("02:00:00:00:00:01",)
 SAMPLE_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl sample@bmprov"
 )
-
-
-def parse_kickstart(text: str, version: str) -> None:
-    """Parse ``text`` like ``ksvalidator -v VERSION``; ValueError naming the line if invalid."""
-    from pykickstart.errors import KickstartError, KickstartParseWarning  # noqa: PLC0415
-    from pykickstart.parser import KickstartParser  # noqa: PLC0415
-    from pykickstart.version import makeVersion  # noqa: PLC0415
-
-    try:
-        handler = makeVersion(version)
-    except KickstartError as exc:
-        raise ValueError(f"pykickstart does not know syntax version {version!r}: {exc}") from None
-    parser = KickstartParser(handler, followIncludes=False, errorsAreFatal=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", KickstartParseWarning)
-        try:
-            parser.readKickstartFromString(text)
-        except KickstartParseWarning as exc:
-            raise ValueError(f"warning: {exc}") from None
-        except KickstartError as exc:
-            line = getattr(exc, "lineno", None)
-            message = getattr(exc, "message", None) or str(exc).strip()
-            if line:
-                lines = text.splitlines()
-                shown = lines[line - 1] if 0 < line <= len(lines) else ""
-                raise ValueError(f"line {line} ({shown.strip()!r}): {message}") from None
-            raise ValueError(message) from None
 
 
 def validate_nodes(
@@ -101,11 +77,9 @@ def _targets(
 
 
 def _samples(writer: NodeFileWriter) -> Iterator[tuple[str, Node]]:
-    """A synthetic node per kickstart OS profile and partition scheme, every option set."""
+    """A synthetic node per OS profile and partition scheme, every option set."""
     password = str.__str__(hash_password("Sample-Passw0rd", "bmprovsample"))
     for profile in sorted(writer.settings.os.values(), key=lambda p: p.name):
-        if profile.install != "kickstart":
-            continue
         for scheme, disks in SCHEMES.items():
             options = {
                 "partition_scheme": scheme,
@@ -136,14 +110,18 @@ def _check(writer: NodeFileWriter, label: str, node: Node) -> NodeResult:
         return NodeResult(label, "failed", node.stage, str(exc), getattr(exc, "step", None))
     path = writer.install_paths(node)[0]
     template = _template_name(writer, profile)
-    if profile.install != "kickstart":
-        message = f"{template}: rendered; no validator for {profile.install} files"
-        return NodeResult(label, "skipped", node.stage, message)
+    validator = installcheck.TOOLS.get(profile.install, "") + installcheck.VALIDATORS[
+        profile.install
+    ].format(version=profile.ks_version)
     try:
-        parse_kickstart(files[path], profile.ks_version)
-    except ValueError as exc:
+        layout = disklayout.plan(writer.install_options(node))
+        installcheck.check_with_tools(profile.install, files[path], layout, profile.ks_version)
+    except FileNotFoundError as exc:
         return NodeResult(label, "failed", node.stage, f"{template}: {exc}", "install file")
-    return NodeResult(label, "ok", node.stage, f"{template}: valid {profile.ks_version} kickstart")
+    except ValueError as exc:
+        message = f"{template}: {validator}: {exc}"
+        return NodeResult(label, "failed", node.stage, message, "install file")
+    return NodeResult(label, "ok", node.stage, f"{template}: valid ({validator})")
 
 
 def _template_name(writer: NodeFileWriter, profile: OsProfile) -> str:

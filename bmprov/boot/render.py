@@ -34,7 +34,7 @@ import jinja2
 from bmprov import validate
 from bmprov.config import Config
 from bmprov.errors import BmprovError, ConfigError, ExitCode
-from bmprov.install_options import ssh_key
+from bmprov.install.options import ssh_key
 from bmprov.resources import data_dir
 
 KINDS = ("pxe_templates", "kickstart")

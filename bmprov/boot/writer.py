@@ -21,167 +21,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bmprov import validate
+from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.osprofiles import OsProfile
+from bmprov.boot.render import Renderer, RenderError
+from bmprov.boot.settings import CMDLINE_ARG
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import replace_file, update_file
-from bmprov.install_options import InstallDefaults, InstallOptions
+from bmprov.install import check as installcheck
+from bmprov.install import disklayout
+from bmprov.install.options import InstallOptions
 from bmprov.nodes import Node
-from bmprov.osprofiles import BUILTIN_OS, OsProfile, build_profiles, unknown_os
-from bmprov.osprofiles import rel_path as _rel
-from bmprov.render import Renderer, RenderError
 
-LOADERS = ("pxelinux", "grub", "ipxe")
-EFI_LOADER = "/EFI/BOOT/BOOTX64.EFI"
-_CMDLINE_ARG = re.compile(r"[A-Za-z0-9._:/@+=,;~-]+")
 _CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
 _ZERO_MAC = "00:00:00:00:00:00"
-
-
-# ---- file names, one function per loader -----------------------------------------------------
-
-
-def pxelinux_name(mac: str) -> str:
-    """``pxelinux.cfg/01-aa-bb-cc-dd-ee-ff`` (relative to the TFTP root)."""
-    return f"pxelinux.cfg/{validate.pxe_mac_name(mac)}"
-
-
-def grub_name(mac: str, prefix: str = "grub") -> str:
-    """``<prefix>/grub.cfg-01-aa-bb-cc-dd-ee-ff`` (relative to the TFTP root)."""
-    return f"{prefix}/grub.cfg-{validate.pxe_mac_name(mac)}"
-
-
-def ipxe_name(mac: str, directory: str = "ipxe") -> str:
-    """``<dir>/mac-aa-bb-cc-dd-ee-ff.ipxe``: what ``mac-${net0/mac:hexhyp}.ipxe`` expands to."""
-    return f"{directory}/mac-{mac.replace(':', '-')}.ipxe"
-
-
-# ---- settings ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BootSettings:
-    """The ``[boot]`` section (plus ``[network] server_address/domain``), validated."""
-
-    tftp_root: Path
-    http_root: Path
-    server: str
-    http_port: int = 80
-    install_dir: str = "ks"
-    grub_prefix: str = "grub"
-    ipxe_dir: str = "ipxe"
-    default_os: str = "rocky9"
-    kernel_args: tuple[str, ...] = ()
-    domain: str | None = None
-    os: dict[str, OsProfile] = field(default_factory=lambda: dict(BUILTIN_OS))
-
-    @classmethod
-    def from_config(cls, config: Config) -> BootSettings:
-        """Validate ``[boot]``; :class:`ConfigError` names the key."""
-        raw = config.section("boot")
-        network = config.section("network")
-        where = f"{config.path or 'config'}"
-        server = str(network.get("server_address", ""))
-        try:
-            ipaddress.IPv4Address(server)
-        except ValueError:
-            raise ConfigError(
-                f"{where}: network.server_address must be set to an IPv4 address"
-            ) from None
-        try:
-            settings = cls(
-                tftp_root=config.resolve(raw.get("tftp_root", "tftpboot")),
-                http_root=config.resolve(raw.get("http_root", "http")),
-                server=server,
-                http_port=int(raw.get("http_port", 80)),
-                install_dir=_rel(raw.get("install_dir", "ks"), "install_dir"),
-                grub_prefix=_rel(raw.get("grub_prefix", "grub"), "grub_prefix"),
-                ipxe_dir=_rel(raw.get("ipxe_dir", "ipxe"), "ipxe_dir"),
-                default_os=validate.token(str(raw.get("default_os", "rocky9")), "OS name"),
-                kernel_args=tuple(_arg(a) for a in raw.get("kernel_args", [])),
-                domain=validate.hostname(network["domain"]) if network.get("domain") else None,
-                os=build_profiles(raw.get("os", {})),
-            )
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: boot: {exc}") from None
-        if settings.default_os not in settings.os:
-            raise ConfigError(f"{where}: boot.default_os {settings.default_os!r} is not an OS")
-        return settings
-
-    @property
-    def http_url(self) -> str:
-        """``http://SERVER`` or ``http://SERVER:PORT``."""
-        port = "" if self.http_port == 80 else f":{self.http_port}"
-        return f"http://{self.server}{port}"
-
-    def profile(self, os_name: str | None) -> OsProfile:
-        """The node's OS profile: an empty OS is ``default_os``, an unknown one is never guessed.
-
-        :raises StepFailed: (step ``"os"``) no profile of that name (see bmprov.osprofiles).
-        """
-        if not os_name:
-            return self.os[self.default_os]
-        found = self.os.get(os_name)
-        if found is None:
-            raise StepFailed("os", unknown_os(os_name, self.os))
-        return found
-
-    def repo(self, profile: OsProfile) -> str:
-        """The profile's repository (or ISO) URL."""
-        if profile.repo:
-            return profile.repo
-        if profile.install == "autoinstall":
-            return f"{self.http_url}/repo/{profile.media}/{profile.media}.iso"
-        return f"{self.http_url}/repo/{profile.media}"
-
-    def entry_paths(self, mac: str) -> dict[str, Path]:
-        """Loader → absolute path of the per-MAC entry for ``mac``."""
-        return {
-            "pxelinux": self.tftp_root / pxelinux_name(mac),
-            "grub": self.tftp_root / grub_name(mac, self.grub_prefix),
-            "ipxe": self.http_root / ipxe_name(mac, self.ipxe_dir),
-        }
-
-    def install_paths(self, node: Node, profile: OsProfile) -> list[Path]:
-        """The node's install file(s) under the HTTP root."""
-        base = self.http_root / self.install_dir
-        if profile.install == "autoinstall":
-            return [base / node.serial / "user-data", base / node.serial / "meta-data"]
-        return [base / f"{node.serial}.cfg"]
-
-    def install_url(self, node: Node, profile: OsProfile) -> str:
-        """What the boot entry hands the installer (a directory URL for cloud-init)."""
-        base = f"{self.http_url}/{self.install_dir}"
-        if profile.install == "autoinstall":
-            return f"{base}/{node.serial}/"
-        return f"{base}/{node.serial}.cfg"
-
-    def default_paths(self) -> dict[str, Path]:
-        """Loader → the loader's fallback file (local boot for every unknown machine)."""
-        return {
-            "pxelinux": self.tftp_root / "pxelinux.cfg" / "default",
-            "grub": self.tftp_root / self.grub_prefix / "grub.cfg",
-            "ipxe": self.http_root / "boot.ipxe",
-        }
-
-    def digest(self) -> str:
-        """A digest of every setting (part of each node's fingerprint)."""
-        data = asdict(self)
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _arg(value: Any) -> str:
-    text = str(value)
-    if not _CMDLINE_ARG.fullmatch(text) or ";" in text:
-        raise ValueError(f"kernel_args entry {text!r} is not a safe kernel argument")
-    return text
 
 
 _CLOUD_INIT = ("user-data", "meta-data")
@@ -199,8 +59,8 @@ class NodeFileWriter:
     """
 
     def __init__(self, config: Config) -> None:
-        self.settings = BootSettings.from_config(config)
-        self.defaults = InstallDefaults.from_config(config)
+        self.settings = config.settings.boot
+        self.defaults = config.settings.install
         self.pxe = Renderer(config, "pxe_templates")
         self.ks = Renderer(config, "kickstart")
         self._config_path = config.path
@@ -213,6 +73,7 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
+        self._checked = installcheck.RenderCheck()
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -308,6 +169,7 @@ class NodeFileWriter:
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
+        self._check_install(node, profile, context["layout"], files)
         cmdline = self._cmdline(profile, context)
         names = {
             loader: (f"{loader}/{profile.template}.j2", f"{loader}/install.j2")
@@ -359,6 +221,20 @@ class NodeFileWriter:
             self._installs[key] = install
         return install
 
+    def install_options(self, node: Node) -> InstallOptions:
+        """The node's install options over the defaults (:class:`StepFailed` if invalid)."""
+        return self._install_options(node)
+
+    def _check_install(
+        self, node: Node, profile: OsProfile, layout: disklayout.DiskLayout, files: dict[str, str]
+    ) -> None:
+        try:
+            self._checked.check(profile, layout, next(iter(files.values())))
+        except ValueError as exc:
+            template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
+            where = f"template {template.filename or template.name}: node {node.serial}"
+            raise StepFailed("install file", f"{where}: {exc}") from None
+
     def _base_context(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -367,6 +243,7 @@ class NodeFileWriter:
             "grub_prefix": s.grub_prefix,
             "ipxe_dir": s.ipxe_dir,
             "efi_loader": EFI_LOADER,
+            **disklayout.SIZES,
         }
 
     def _node_context(
@@ -379,6 +256,7 @@ class NodeFileWriter:
                 "boot files", f"node {node.serial}: {ip!r} is not an IPv4 address"
             ) from None
         host = node.hostname or _host_from_serial(node.serial)
+        layout = disklayout.plan(install)
         domain = self.settings.domain
         fqdn = host if "." in host or not domain else f"{host}.{domain}"
         return {
@@ -389,7 +267,8 @@ class NodeFileWriter:
             "ip": address,
             "install_url": self.settings.install_url(node, profile),
             "install": install,
-            "raid": _raid(install),
+            "layout": layout,
+            "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
         }
 
@@ -448,7 +327,7 @@ class NodeFileWriter:
         text = self._pxe(name, context)
         args = text.split()
         for arg in args:
-            if not _CMDLINE_ARG.fullmatch(arg):
+            if not CMDLINE_ARG.fullmatch(arg):
                 raise StepFailed("boot files", f"template {name}: unsafe kernel argument {arg!r}")
         return args
 
@@ -568,15 +447,3 @@ def _check_serial(node: Node) -> None:
 def _host_from_serial(serial: str) -> str:
     """A host name for a node the sheet gave none: its serial, made RFC 1123."""
     return validate.hostname(re.sub(r"[^a-z0-9-]", "-", serial.lower()).strip("-") or "node")
-
-
-def _raid(install: InstallOptions) -> dict[str, Any]:
-    """RAID level, active and spare disks for the scheme (``level`` None for plain LVM)."""
-    disks = list(install.disks)
-    scheme = install.partition_scheme
-    if scheme == "LVM_HBA":
-        return {"level": None, "active": disks, "spares": []}
-    level = {"LVM_RAID0": "0", "LVM_RAID1": "1", "LVM_RAID10": "10", "LVM_RAID10S": "10"}[scheme]
-    spares = disks[-1:] if scheme == "LVM_RAID10S" else []
-    active = disks[:-1] if spares else disks
-    return {"level": level, "active": active, "spares": spares}
