@@ -75,10 +75,14 @@ def kinds(doc: dict) -> set[tuple[str, str, str | None]]:
 
 def test_clean_site_is_clean_and_unchanged(site, cli) -> None:
     load(site)
+    lock = site.dir / ".dhcp-reservations.json.lock"
+    lock.unlink()  # a read-only run does not even create the store's lock file
+    names = sorted(p.name for p in site.dir.iterdir())
     before = snapshot(site)
     code, doc = run(cli)
     assert (code, doc["findings"], doc["ok"]) == (0, [], True)
     assert snapshot(site) == before
+    assert sorted(p.name for p in site.dir.iterdir()) == names
 
 
 def test_each_drift_is_named_nothing_changes_fix_repairs_then_clean(site, cli) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bmprov.dhcp import DhcpBackend, DhcpSettings, Reservation, open_backend
+from bmprov.dhcp.table import TableBackend
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.reconcile.dhcpd_files import read_hosts
@@ -47,6 +48,14 @@ def read_server(ctx: Context) -> ServerView:
     backend = open_backend(settings)
     backend.check()
     view = ServerView(settings, backend)
+    if not (ctx.fix or ctx.prune) and isinstance(backend, TableBackend):
+        # Read-only: the files as they are (each is replaced by rename, never half-written),
+        # without open(), which creates the store's lock file and removes dead runs' temps.
+        try:
+            view.held, view.orphans_known = {r.mac: r for r in backend._load()}, True
+        except BmprovError as exc:
+            view.error = exc
+        return view
     try:
         backend.open()
     except BmprovError as exc:
