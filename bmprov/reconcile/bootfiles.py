@@ -24,6 +24,7 @@ from pathlib import Path
 from bmprov.boot.sync import fingerprint, stale_files, wants_install
 from bmprov.boot.writer import NodeFileWriter
 from bmprov.errors import BmprovError
+from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
 from bmprov.reconcile.findings import Context, Finding
 from bmprov.store import BootRecord, RenderRow
@@ -43,6 +44,7 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
     install_dir = writer.settings.http_root / writer.settings.install_dir
     present = _names(install_dir)
     records: list[tuple[int, BootRecord]] = []
+    written: list[Path] = []
     for row in rows:
         before = prior.get(row.id)
         cleared = before.cleared_at if before else None
@@ -52,10 +54,12 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
         node = _node(row)
         found = list(_node_findings(writer, node, install, changed, present, install_dir))
         if found and ctx.fix and all(f.kind != "error" for f in found):
-            _repair(ctx, writer, node, install, found)
+            written += _repair(ctx, writer, node, install, found)
             if all(f.fixed for f in found):
                 records.append((row.id, BootRecord(new, cleared)))
         yield from found
+    for directory in {path.parent for path in written}:
+        fsync_dir(directory)  # the renames survive a crash, as pxe render's do
     if records:
         ctx.db.save_boot_records(records)
     known_macs = {m for n in ctx.all_nodes for m in n.macs}
@@ -115,22 +119,21 @@ def _node_findings(
 
 def _repair(
     ctx: Context, writer: NodeFileWriter, node: Node, install: bool, found: list[Finding]
-) -> None:
+) -> list[Path]:
     """Render the node again, as ``pxe render`` would; mark its findings fixed."""
     try:
-        if install:
-            writer.write(node, node.ip or "")
-        else:
-            writer.local_boot(node)  # entries to local boot, then the install file goes
+        # local boot: the entries first, then the install file goes
+        paths = writer.write(node, node.ip or "") if install else writer.local_boot(node)
     except BmprovError as exc:
         for finding in found:
             finding.note = f"not repaired: {exc}"
-        return
+        return []
     mode = "install entries rewritten" if install else "local boot, install file removed"
     kinds = ", ".join(sorted({f.kind for f in found}))
     for finding in found:
         finding.fixed, finding.note = True, mode
     ctx.fixed(node, f"boot files ({kinds}): {mode}")
+    return paths
 
 
 def _orphan(ctx: Context, path: Path) -> Finding:
