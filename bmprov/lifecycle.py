@@ -89,13 +89,13 @@ def advance(
 ) -> BatchResult:
     """Move the selected nodes to ``target`` and run its entry actions. Never raises per node.
 
-    A real run holds the site lock (:mod:`bmprov.runlock`) throughout, so a ``reconcile`` or
-    another ``advance`` never interleaves its DHCP and boot-file writes with this batch's.
+    A real run holds the site lock (:mod:`bmprov.runlock`) shared throughout, so a
+    ``reconcile`` never interleaves its reads and repairs with this batch's writes.
     """
     check_stage(target, "--stage")
     if dry_run:
         return _advance(ctx, selection, target, True, progress, on_total)
-    with site_lock(ctx.db.path, ctx.config.busy_timeout_ms / 1000):
+    with site_lock(ctx.db.path, ctx.config.busy_timeout_ms / 1000, shared=True):
         return _advance(ctx, selection, target, False, progress, on_total)
 
 

@@ -1,11 +1,12 @@
-"""One exclusive lock per site for the commands that write outside the state file.
+"""One lock per site between ``reconcile`` and ``advance``.
 
 The state file's ``BEGIN IMMEDIATE`` transactions serialise each *write* of two bmprov
-processes, but an ``advance`` also writes the DHCP server and the boot tree between its
-transactions (and the table backends load on open, save on commit). ``advance`` and
-``reconcile`` therefore hold this lock for their whole run, so they never interleave: a
-reconcile never sees half of an advance's batch, nor re-adds a reservation an advance is
-removing.
+processes, and the DHCP stores' own locks (:mod:`bmprov.filelock`) serialise their
+read-modify-write, but an ``advance`` also writes the boot tree and OMAPI between those, so a
+reconcile running meanwhile would see half a batch and could "repair" it. ``advance`` holds
+this lock *shared* for its whole run (concurrent advances still proceed, serialised by those
+finer locks, as before), and ``reconcile`` holds it *exclusive* while it reads and repairs, so
+a reconcile never interleaves with an advance or another reconcile.
 
 The lock is ``flock`` on the state file itself (opened read-only): no new file, nothing
 written, and independent of SQLite's own POSIX record locks (Linux keeps the two apart;
@@ -28,8 +29,9 @@ _POLL = 0.05  # seconds between two tries while another bmprov holds the lock
 
 
 @contextlib.contextmanager
-def site_lock(state_path: Path, timeout: float) -> Iterator[None]:
-    """Hold the site's exclusive lock; :class:`LockedError` after ``timeout`` seconds."""
+def site_lock(state_path: Path, timeout: float, *, shared: bool = False) -> Iterator[None]:
+    """Hold the site's lock (exclusive, or ``shared``); :class:`LockedError` after ``timeout``
+    seconds of waiting."""
     try:
         fd = os.open(state_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # the state layer reports a missing state file itself
@@ -39,7 +41,7 @@ def site_lock(state_path: Path, timeout: float) -> Iterator[None]:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:

@@ -8,6 +8,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from bmprov.errors import LockedError
 from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, get_node
@@ -177,17 +180,23 @@ def test_plain_lines_when_not_a_tty_and_bad_site_is_exit_2(site, cli) -> None:
     assert "no node there" in result.stderr
 
 
-def test_reconcile_waits_for_the_site_lock(site, cli) -> None:
+def test_reconcile_excludes_advances_which_share_the_site_lock(site, cli) -> None:
     import fcntl
 
     load(site, 1)
     site.config_path.write_text("state_timeout = 0.3\n" + site.config_path.read_text())
     fd = os.open(site.config.state_path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # as an advance under way holds it
         result = cli("reconcile", "--no-bmc")
         assert result.exit_code == 1
         assert "another bmprov is running" in result.stderr
+        with site.db() as db:  # another advance goes ahead (shared)
+            batch = advance(ActionContext(site.config, db, "t"), Selection(all=True), "installing")
+        assert [r.status for r in batch.results] == ["ok"]
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a reconcile holds it: advances wait, then give up
+        with site.db() as db, pytest.raises(LockedError):
+            advance(ActionContext(site.config, db, "t"), Selection(all=True), "deployed")
     finally:
         os.close(fd)
 

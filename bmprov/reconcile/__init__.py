@@ -41,6 +41,9 @@ PLANES: dict[str, list[Check]] = {
 }
 """Plane → its checks, run in this order (the BMC plane last: it is the slowest)."""
 
+READ_ONLY = frozenset({"bmc"})
+"""Planes that only report (never repair): run after the site lock is released."""
+
 PREFETCH: dict[str, Callable[[Context], Any]] = {"dhcp": read_server}
 """Plane → a read of its peer that needs no state-file access, started in a thread before the
 first plane runs: 10,000 OMAPI lookups mostly wait for dhcpd (~3,000/s, dhcpd-bound), and the
@@ -60,28 +63,34 @@ def reconcile(
 ) -> Report:
     """Check every plane (``bmc=False``: all but the BMCs); repair with ``fix``/``prune``."""
     report = Report(fix=fix, prune=prune)
+    planes = [p for p in PLANES if bmc or p != "bmc"]
     with site_lock(db.path, config.busy_timeout_ms / 1000):
         all_nodes = db.load_nodes()
         nodes = db.load_nodes(Selection(site=site)) if site else all_nodes
         if site and not nodes:
             sites = sorted({n.site for n in all_nodes if n.site})
             raise InputError(f"--site {site}: no node there (sites: {', '.join(sites) or 'none'})")
-        planes = [p for p in PLANES if bmc or p != "bmc"]
+        base = Context(config, db, nodes, all_nodes, fix=fix, prune=prune)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile") as pool:
-            base = Context(config, db, nodes, all_nodes, fix=fix, prune=prune)
             base.prefetch = {p: pool.submit(PREFETCH[p], base) for p in planes if p in PREFETCH}
             try:
                 for plane in planes:
-                    report.planes.append(plane)
-                    _run_plane(replace(base, events=[], notes=[]), PLANES[plane], report)
+                    if plane not in READ_ONLY:
+                        _run_plane(replace(base, events=[], notes=[]), plane, report)
             finally:
                 _drop(base.prefetch)
+    # Planes that never write run after the lock is released: a dead BMC costs its timeout,
+    # and an advance need not wait for it.
+    for plane in planes:
+        if plane in READ_ONLY:
+            _run_plane(replace(base, events=[], notes=[]), plane, report)
     return report
 
 
-def _run_plane(ctx: Context, checks: list[Check], report: Report) -> None:
+def _run_plane(ctx: Context, plane: str, report: Report) -> None:
     """Run one plane's checks; its repairs go to history as soon as the plane is done."""
-    for check in checks:
+    report.planes.append(plane)
+    for check in PLANES[plane]:
         for finding in check(ctx):
             log.info("reconcile: %s", finding.line())
             report.findings.append(finding)
