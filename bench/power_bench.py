@@ -42,7 +42,10 @@ def run_cli(config: Path) -> tuple[float, float, dict]:
     env = dict(os.environ, BMPROV_CONFIG=str(config), BMPROV_BMC_PASSWORD="password")  # noqa: S106
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "bmprov", "power", "cycle", "--bootdev", "pxe", "--all", "--json"],
+        [
+            *(sys.executable, "-m", "bmprov", "power", "cycle", "--bootdev", "pxe", "--all"),
+            *("--max-nodes", "100000", "--json"),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -73,6 +76,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bmprov-power-bench-") as tmp:
         site = init_site(Path(tmp) / "site")
+        # BMC throughput, not boot pacing: one wave (the simulators boot nothing over TFTP)
+        text = site.config_path.read_text().replace("wave_size = 30", "wave_size = 0")
+        site.config_path.write_text(text)
         farm = LabBmcFarm(19400, args.count, 19984, args.procs, Path(tmp))
         hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         hole.bind(("127.0.0.1", BLACK_HOLE))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bmprov.boot.sync import RenderReport
+    from bmprov.catalogue import Fit
     from bmprov.config import Config
     from bmprov.drivers import BootDevice, PowerAction
     from bmprov.importing import ImportPlan
@@ -183,6 +184,43 @@ class Site:
         )
         nodes = select_nodes(self.state, selection or self.select(**criteria))
         return run_power(self.config, nodes, request, dry_run=dry_run)
+
+    def reinstall(
+        self,
+        serials: list[str] | tuple[str, ...],
+        os_name: str,
+        options: dict[str, str] | None = None,
+        *,
+        max_nodes: int | None = None,
+        dry_run: bool = False,
+    ) -> BatchResult:
+        """``bmprov reinstall``: check the OS applies, record it and the install options
+        (``root_password`` plain, ``ssh_key``, ``partition_scheme``, ``post_install_url``...),
+        then networking → os_provisioning with PXE and a power cycle, in waves.
+
+        :raises InputError: a node that cannot be reinstalled, an OS that does not apply, a
+            bad option, more than ``[power] max_nodes`` nodes without ``max_nodes``.
+        """
+        from bmprov.stages import ActionContext  # noqa: PLC0415
+        from bmprov.workflow import reinstall  # noqa: PLC0415
+
+        ctx = ActionContext(config=self.config, db=self.state, command=self.command)
+        return reinstall(ctx, serials, os_name, options, max_nodes=max_nodes, dry_run=dry_run)
+
+    def complete(self, serials: list[str] | tuple[str, ...]) -> BatchResult:
+        """``bmprov complete``: the install is done; switch to disk and run the post-install
+        steps (again, for a node already deployed)."""
+        from bmprov.stages import ActionContext  # noqa: PLC0415
+        from bmprov.workflow import complete  # noqa: PLC0415
+
+        ctx = ActionContext(config=self.config, db=self.state, command=self.command)
+        return complete(ctx, serials)
+
+    def os_fits(self, serial: str) -> list[Fit]:
+        """``bmprov os list SERIAL``: every OS profile, whether it applies, and why not."""
+        from bmprov.catalogue import fits  # noqa: PLC0415
+
+        return fits(self.config, self.node(serial))
 
     def render(self, *, prune: bool = False, remove: bool = False) -> RenderReport:
         """Bring every node's boot entries and install files up to date (``bmprov pxe render``)."""

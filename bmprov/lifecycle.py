@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from bmprov import states as st
 from bmprov.errors import BmprovError
@@ -24,6 +25,7 @@ from bmprov.runlock import site_lock
 from bmprov.stages import ActionContext, Outcome, StageAction, action_for
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 from bmprov.store import Store
+from bmprov.waves import check_blast_radius
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +88,58 @@ def advance(
     dry_run: bool = False,
     progress: ProgressFn | None = None,
     on_total: Callable[[int], None] | None = None,
+    max_nodes: int | None = None,
+    unlock: bool = False,
 ) -> BatchResult:
     """Move the selected nodes to ``target`` and run its entry actions. Never raises per node.
 
+    A deployed node is locked: only ``unlock`` (a reinstall, :mod:`bmprov.workflow`) sends it
+    back to *networking* and PXE. A batch that would power-cycle more than ``[power]
+    max_nodes`` nodes needs ``max_nodes`` covering them.
+
     A real run holds the site lock (:mod:`bmprov.runlock`) shared throughout, so a
     ``reconcile`` never interleaves its reads and repairs with this batch's writes.
+
+    :raises InputError: unknown stage, empty selection, or too many nodes to power-cycle.
     """
     check_stage(target, "--stage")
+    run = partial(
+        _advance,
+        ctx,
+        selection,
+        target,
+        dry_run=dry_run,
+        progress=progress,
+        on_total=on_total,
+        max_nodes=max_nodes,
+        unlock=unlock,
+    )
     if dry_run:
-        return _advance(ctx, selection, target, True, progress, on_total)
+        return run()
     with site_lock(ctx.db.path, ctx.config.busy_timeout_ms / 1000, shared=True):
-        return _advance(ctx, selection, target, False, progress, on_total)
+        return run()
 
 
 def _advance(
     ctx: ActionContext,
     selection: Selection,
     target: str,
+    *,
     dry_run: bool,
     progress: ProgressFn | None,
     on_total: Callable[[int], None] | None,
+    max_nodes: int | None,
+    unlock: bool,
 ) -> BatchResult:
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)
     log.info("advance → %s: %d node(s) selected", target, len(nodes))
     explicit = bool(selection.serials)
-    plan = _plan(nodes, target, explicit, dry_run, report)
+    plan = _plan(nodes, target, explicit, dry_run, report, unlock)
+    if _power_cycles(ctx, target):
+        limit = ctx.config.settings.power.max_nodes
+        check_blast_radius(len(plan.enter) + len(plan.resume), limit, max_nodes, "power-cycle")
     actions = _Actions(ctx)
     log.info(
         "advance → %s: %d to move, %d to resume%s",
@@ -136,6 +163,17 @@ def _advance(
     return batch
 
 
+def _power_cycles(ctx: ActionContext, target: str) -> bool:
+    """True when entering ``target`` carries nodes into *os_provisioning* with power control."""
+    stage: str | None = target
+    while stage is not None and stage != st.OS_PROVISIONING:
+        stage = AUTO_NEXT.get(stage)
+    if stage is None:
+        return False
+    auto = ctx.auto_power
+    return ctx.config.settings.power.auto_on_provisioning if auto is None else auto
+
+
 def check_actions(actions: _Actions, target: str) -> None:
     """Run the :meth:`StageAction.check` of ``target`` and of the stages it carries nodes on to."""
     stage: str | None = target
@@ -156,12 +194,25 @@ def _reporter(batch: BatchResult, progress: ProgressFn | None) -> ProgressFn:
 
 
 def _plan(
-    nodes: list[Node], target: str, explicit: bool, dry_run: bool, report: ProgressFn
+    nodes: list[Node],
+    target: str,
+    explicit: bool,
+    dry_run: bool,
+    report: ProgressFn,
+    unlock: bool = False,
 ) -> _Plan:
     plan = _Plan()
     for node in nodes:
         if not node.automated and not (explicit and target in MANUAL_STAGES):
             report(NodeResult(node.serial, "skipped", node.stage, _unmarked(target)))
+        elif node.stage == st.DEPLOYED and target == st.NETWORKING and not unlock:
+            message = (
+                f"deployed nodes are locked: only a reinstall sends one back to PXE "
+                f"(bmprov reinstall {node.serial} --os OS)"
+            )
+            report(
+                NodeResult(node.serial, "failed" if explicit else "skipped", node.stage, message)
+            )
         elif node.stage == target and target in st.TRANSIENT_STAGES:
             plan.resume.append(node)
             if dry_run:
@@ -211,6 +262,15 @@ def _unmarked(target: str) -> str:
     return why
 
 
+def reenter(ctx: ActionContext, stage: str, nodes: list[Node], report: ProgressFn) -> None:
+    """Run ``stage``'s entry action again on nodes already in it (``bmprov complete`` of a
+    deployed node: its completion steps, retried). No move unless the action fails a node."""
+    if nodes:
+        actions = _Actions(ctx)
+        check_actions(actions, stage)
+        _enter(actions, stage, nodes, report)
+
+
 def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn) -> None:
     """Run ``stage``'s entry action on nodes now in it; carry them on or fail them."""
     if not nodes:
@@ -224,7 +284,10 @@ def _enter(actions: _Actions, stage: str, nodes: list[Node], report: ProgressFn)
         return
     outcomes = _run_action(action, nodes)
     succeeded = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
+    failed = [o for o in outcomes if not o.ok and not o.stay]
+    for o in outcomes:
+        if not o.ok and o.stay:  # e.g. a post-install task failed: still deployed
+            report(NodeResult(o.node.serial, "failed", stage, o.message, o.step, o.details))
     log.info("%s: %d succeeded, %d failed", stage, len(succeeded), len(failed))
     if failed:
         reasons = {o.node.id: _reason(o) for o in failed}

@@ -2,7 +2,9 @@
 
 :func:`run_power` drives every selected node's BMC with bounded concurrency
 (``[power] concurrency``), an optional stagger between power-ons (``[power] stagger``: inrush
-current, TFTP storms) and a per-node result. Every driver call has a hard deadline
+current) and a per-node result. A batch that PXE-boots more than ``[power] wave_size`` nodes
+goes in **waves** (:mod:`bmprov.waves`), ``wave_interval`` seconds apart, so the TFTP server
+never sees the whole batch boot at once. Every driver call has a hard deadline
 (:mod:`bmprov.drivers.base`), so a dead BMC costs at most its timeout and only occupies one
 worker; the others go on. Nothing here raises per node: a failure is a ``failed`` result
 naming the node, the BMC and what went wrong.
@@ -34,10 +36,12 @@ from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.result import BatchResult, NodeResult, ResultCode
+from bmprov.waves import DEFAULT_WAVE_INTERVAL, DEFAULT_WAVE_SIZE, Clock, in_waves
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 32
+DEFAULT_MAX_NODES = 50
 POWER_ON_ACTIONS = frozenset({PowerAction.ON, PowerAction.CYCLE, PowerAction.RESET})
 NO_BMC_MESSAGE = "no BMC: waiting for a manual power-on"
 
@@ -52,6 +56,9 @@ class PowerSettings:
     stagger: float = 0.0  # seconds between two power-ons
     auto_on_provisioning: bool = False
     provisioning_persistent: bool = False
+    wave_size: int = 0  # PXE boots per wave; 0: one wave (the library default; see power_settings)
+    wave_interval: float = 0.0  # seconds from the end of one wave's BMC calls to the next wave
+    max_nodes: int = DEFAULT_MAX_NODES  # more nodes power-cycled or reinstalled needs --max-nodes
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,9 @@ def power_settings(config: Config) -> PowerSettings:
         stagger=max(0.0, float(section.get("stagger", 0.0))),
         auto_on_provisioning=bool(section.get("auto_on_provisioning", False)),
         provisioning_persistent=bool(section.get("provisioning_persistent", False)),
+        wave_size=max(0, int(section.get("wave_size", DEFAULT_WAVE_SIZE))),
+        wave_interval=max(0.0, float(section.get("wave_interval", DEFAULT_WAVE_INTERVAL))),
+        max_nodes=max(1, int(section.get("max_nodes", DEFAULT_MAX_NODES))),
     )
 
 
@@ -166,11 +176,14 @@ def run_power(
     dry_run: bool = False,
     progress: ProgressFn | None = None,
     on_total: Callable[[int], None] | None = None,
+    clock: Clock | None = None,
 ) -> BatchResult:
     """Apply ``request`` to every node; one result each, sorted by serial. Never raises per node.
 
     ``dry_run`` goes through the fake driver: addresses and drivers are resolved and checked,
-    but no BMC is contacted and no password is read (a dry run needs no secret).
+    but no BMC is contacted and no password is read (a dry run needs no secret). A request
+    that PXE-boots nodes goes in waves of ``settings.wave_size``; ``clock`` (tests: a fake)
+    does the waiting between them.
     """
     settings = settings or config.settings.power
     run = _Run(
@@ -193,12 +206,19 @@ def run_power(
     if on_total:
         on_total(len(nodes))
     work = partial(_guarded, partial(_one, run))
-    for result in supervised_map(nodes, work, settings.concurrency, _timed_out):
-        batch.add(result)
-        if progress:
-            progress(result)
+    size = settings.wave_size if pxe_storm(request) and not dry_run else 0
+    for wave in in_waves(nodes, size, settings.wave_interval, clock, batch.action):
+        for result in supervised_map(wave, work, settings.concurrency, _timed_out):
+            batch.add(result)
+            if progress:
+                progress(result)
     batch.results.sort(key=lambda r: r.serial)
     return batch
+
+
+def pxe_storm(request: PowerRequest) -> bool:
+    """True when the request makes nodes boot from the network (the TFTP server's load)."""
+    return request.bootdev is BootDevice.PXE and request.action in POWER_ON_ACTIONS
 
 
 def _guarded(work: Callable[[Node], NodeResult], node: Node) -> NodeResult:

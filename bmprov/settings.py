@@ -13,7 +13,9 @@ keys are read and checked:
 * ``power``: ``[power]``, :func:`bmprov.power.power_settings`;
 * ``drivers``: ``[bmc]`` timeouts and driver options, :func:`bmprov.power.driver_settings`
   (BMC credentials: :mod:`bmprov.credentials`, read per node at the moment of use);
-* ``importing``: ``[import]``, :class:`ImportSection` here.
+* ``importing``: ``[import]``, :class:`ImportSection` here;
+* ``post_task``: ``[post_install]`` command, timeout..., ``bmprov.posttask.TaskSettings``;
+* ``post_url``: ``[post_install]`` url and retries, ``bmprov.notify.NotifySettings``.
 
 One rule per key: ``[network] server_address`` is read only by :class:`NetworkSection`, and
 the sections that need it (the DHCP next-server, the pools' reserved address, the boot files'
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from bmprov.drivers import DriverSettings
     from bmprov.install.options import InstallDefaults
     from bmprov.ipam import Pool
+    from bmprov.notify import NotifySettings
+    from bmprov.posttask import TaskSettings
     from bmprov.power import PowerSettings
 
 
@@ -144,3 +148,17 @@ class Settings:
     def importing(self) -> ImportSection:
         """``[import]``."""
         return ImportSection.from_config(self.config)
+
+    @cached_property
+    def post_task(self) -> TaskSettings:
+        """``[post_install]``: the task run for each node entering deployed."""
+        from bmprov.posttask import TaskSettings  # noqa: PLC0415
+
+        return TaskSettings.from_config(self.config)
+
+    @cached_property
+    def post_url(self) -> NotifySettings:
+        """``[post_install]``: the URL told about each deployed node."""
+        from bmprov.notify import NotifySettings  # noqa: PLC0415
+
+        return NotifySettings.from_config(self.config)

@@ -47,6 +47,16 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     yield Site(result.config_path.parent, result.config_path)
 
 
+@pytest.fixture
+def clean_lab() -> Iterator[None]:
+    """The fake BMCs (``bmprov.drivers.fake.LAB``) forgotten before and after the test."""
+    from bmprov.drivers.fake import LAB
+
+    LAB.reset()
+    yield
+    LAB.reset()
+
+
 @dataclass
 class Run:
     exit_code: int

@@ -46,6 +46,9 @@ class OsProfile:
     repo: str | None = None  # default: http://SERVER[:PORT]/repo/<media>
     ks_version: str = "RHEL9"  # pykickstart syntax version for `ks validate`
     bases: tuple[str, ...] = ()  # the profiles it extends, nearest first (``base = ...``)
+    tags: tuple[str, ...] = ()  # catalogue: bm, vm, gpu, vgpu (bmprov.catalogue); () = any node
+    min_ram_gb: int | None = None  # catalogue: the least RAM a node needs for it
+    min_disk_gb: int | None = None  # catalogue: the smallest install disk it fits on
 
     @property
     def media(self) -> str:
@@ -118,7 +121,8 @@ def build_profiles(raw: Mapping[str, Any]) -> dict[str, OsProfile]:
             start = OsProfile(
                 name, "anaconda", "kickstart", f"{name}/vmlinuz", f"{name}/initrd.img"
             )
-        fields: dict[str, Any] = {k: str(v) for k, v in table.items()}
+        fields: dict[str, Any] = {k: str(v) for k, v in table.items() if k not in _CATALOGUE}
+        fields.update(_catalogue_fields(name, table))
         done[name] = _checked(replace(start, **fields))
         path.pop()
         return done[name]
@@ -127,6 +131,27 @@ def build_profiles(raw: Mapping[str, Any]) -> dict[str, OsProfile]:
         validate.token(name, "OS name")
         resolve(name)
     return {**BUILTIN_OS, **done}
+
+
+_CATALOGUE = ("tags", "min_ram_gb", "min_disk_gb")
+TAGS = ("bm", "gpu", "vgpu", "vm")
+
+
+def _catalogue_fields(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """The catalogue keys of a ``[boot.os.NAME]`` table, typed and checked."""
+    out: dict[str, Any] = {}
+    if "tags" in table:
+        tags = table["tags"]
+        if not isinstance(tags, list) or any(t not in TAGS for t in tags):
+            raise ValueError(f"os.{name}.tags must be a list of {', '.join(TAGS)}")
+        out["tags"] = tuple(dict.fromkeys(str(t) for t in tags))
+    for key in ("min_ram_gb", "min_disk_gb"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"os.{name}.{key} must be a whole number of GB, at least 1")
+            out[key] = value
+    return out
 
 
 def _checked(profile: OsProfile) -> OsProfile:

@@ -13,9 +13,11 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     importing,
     init,
     nodes,
+    oscat,
     power,
     pxe,
     reconcile,
+    workflow,
 )
 from bmprov.cli.app import app
 

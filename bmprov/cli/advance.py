@@ -8,7 +8,16 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import AllOpt, DryRunOpt, FromOpt, JsonOpt, RackOpt, SerialOpt, SiteOpt
+from bmprov.cli.select import (
+    AllOpt,
+    DryRunOpt,
+    FromOpt,
+    JsonOpt,
+    MaxNodesOpt,
+    RackOpt,
+    SerialOpt,
+    SiteOpt,
+)
 from bmprov.cli.select import selection as make_selection
 
 
@@ -30,9 +39,10 @@ def advance_cmd(
     site: SiteOpt = None,
     all_nodes: AllOpt = False,
     dry_run: DryRunOpt = False,
+    max_nodes: MaxNodesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move selected nodes to STAGE, running its entry action for each (batch, per-node result).
+    r"""Move selected nodes to STAGE, running its entry action for each (batch, per-node result).
 
     Nodes that cannot make the move are skipped (failed, when named with --serial); a node
     whose action fails goes to [bold]failed[/] and the batch goes on. Exit 1 if any node failed.
@@ -41,7 +51,9 @@ def advance_cmd(
     deployed → decommissioning → wiping → retired. Entering networking allocates the IP,
     reserves it in DHCP and writes boot and install files, then moves on to os_provisioning;
     decommissioning undoes that and moves on to wiping. Broad selections (--all, --rack...)
-    only move nodes forward; going back needs --serial.
+    only move nodes forward; going back needs --serial. A deployed node is locked: only
+    [bold]bmprov reinstall[/] sends it back to PXE. Power-cycling more than \[power] max_nodes
+    nodes (os_provisioning with automatic power) needs --max-nodes.
     """
     from bmprov.lifecycle import advance  # noqa: PLC0415
     from bmprov.stages import ActionContext  # noqa: PLC0415
@@ -54,6 +66,7 @@ def advance_cmd(
             make_selection(serial, from_stage, rack, site, all_nodes),
             stage,
             dry_run=dry_run,
+            max_nodes=max_nodes,
             progress=bar.advance,
             on_total=bar.total,
         )

@@ -8,7 +8,16 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import AllOpt, DryRunOpt, FromOpt, JsonOpt, RackOpt, SerialOpt, SiteOpt
+from bmprov.cli.select import (
+    AllOpt,
+    DryRunOpt,
+    FromOpt,
+    JsonOpt,
+    MaxNodesOpt,
+    RackOpt,
+    SerialOpt,
+    SiteOpt,
+)
 from bmprov.cli.select import selection as make_selection
 from bmprov.drivers.base import BootDevice, PowerAction
 
@@ -68,12 +77,18 @@ def _run(
     stagger: float | None,
     dry_run: bool,
     as_json: bool,
+    max_nodes: int | None = None,
 ) -> None:
-    """Select, run the batch, print the table or JSON, exit 1 if any node failed."""
+    """Select, run the batch, print the table or JSON, exit 1 if any node failed.
+
+    A power-on action (on, cycle, reset) on more than ``[power] max_nodes`` nodes needs
+    ``--max-nodes``; PXE boots go in waves.
+    """
     from dataclasses import replace  # noqa: PLC0415
 
     from bmprov.nodes import select_nodes  # noqa: PLC0415
-    from bmprov.power import PowerRequest, default_uefi, run_power  # noqa: PLC0415
+    from bmprov.power import POWER_ON_ACTIONS, PowerRequest, default_uefi, run_power  # noqa: PLC0415
+    from bmprov.waves import check_blast_radius  # noqa: PLC0415
 
     state = obj(ctx)
     config = state.config()
@@ -83,6 +98,8 @@ def _run(
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
     nodes = select_nodes(state.db(), make_selection(*select))
+    if action in POWER_ON_ACTIONS:
+        check_blast_radius(len(nodes), settings.max_nodes, max_nodes, f"power {action}")
     request = PowerRequest(
         action=action,
         bootdev=bootdev,
@@ -148,6 +165,7 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
         concurrency: ConcurrencyOpt = None,
         stagger: StaggerOpt = None,
         dry_run: DryRunOpt = False,
+        max_nodes: MaxNodesOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         _run(
@@ -161,6 +179,7 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
             stagger=stagger,
             dry_run=dry_run,
             as_json=as_json,
+            max_nodes=max_nodes,
         )
 
     command.__doc__ = doc

@@ -30,6 +30,17 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
 ]
 
+MaxNodesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-nodes",
+        min=1,
+        metavar="N",
+        help=r"Confirm a power-cycle or reinstall of up to N nodes (above \[power] max_nodes).",
+        show_default=False,
+    ),
+]
+
 
 def selection(
     serial: list[str] | None,

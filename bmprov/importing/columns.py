@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bmprov import validate
+from bmprov import facts, validate
 from bmprov.importing import bulkcheck
 from bmprov.install import options as install_options
 from bmprov.nodes import NODE_FIELDS
@@ -173,6 +173,35 @@ COLUMNS: list[Column] = [
         "post_script",
         ("postscript", "postinstall", "postinstallscript"),
         install_options.post_script,
+        target="install",
+        cached=True,
+    ),
+    # Hardware facts for the OS catalogue (bmprov.facts), kept with the install options.
+    Column(
+        "ram_gb",
+        ("ram", "ramgb", "memory", "memorygb", "mem", "memgb", "ramsize", "memorysize"),
+        facts.ram_gb,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "disk_gb",
+        ("disk", "diskgb", "disksize", "disksizegb", "diskcapacity", "osdisk", "bootdisk"),
+        facts.disk_gb,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "gpus",
+        ("gpu", "gpucount", "numgpus", "gpunumber"),
+        facts.gpus,
+        target="install",
+        cached=True,
+    ),
+    Column(
+        "post_install_url",
+        ("postinstallurl", "completionurl", "deployedurl", "webhook", "webhookurl"),
+        install_options.post_install_url,
         target="install",
         cached=True,
     ),

@@ -224,6 +224,11 @@ def callback_url(value: str) -> str:
     return text
 
 
+def post_install_url(value: str) -> str:
+    """:func:`http_url` called by bmprov itself after completion (a host name is fine)."""
+    return http_url(value, "post-install URL")
+
+
 def disk_name(value: str) -> str:
     """A disk device name as the installer sees it (``sda``, ``nvme0n1``, ``disk/by-path/…``)."""
     validate.reject_control(value)

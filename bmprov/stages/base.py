@@ -48,6 +48,7 @@ class ActionContext:
     db: Store
     command: str
     services: Services = field(default_factory=Services)
+    auto_power: bool | None = None  # PXE + power cycle at os_provisioning; None: the config's
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Outcome:
     message: str = ""
     step: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    stay: bool = False  # not ok, yet the node stays in the stage (reported failed, not moved)
 
 
 class StageAction(ABC):

@@ -1,10 +1,11 @@
 """The os_provisioning stage's entry action: set PXE (one-time) and power-cycle, per config.
 
-With ``[power] auto_on_provisioning = true``, every node entering *os_provisioning* gets its
-next boot set to PXE and a power cycle (which powers on a node that is off), through the same
-bounded batch runner as ``bmprov power``. Nodes without a BMC are *not* failures: they are
-reported as waiting for a manual power-on, as are all nodes while the option is off (the
-default). A BMC failure fails the node with ``step="power"`` (the lifecycle moves it to
+With ``[power] auto_on_provisioning = true`` (or for a reinstall, always), every node
+entering *os_provisioning* gets its next boot set to PXE and a power cycle (which powers on a
+node that is off), through the same bounded batch runner as ``bmprov power``, in waves
+(``[power] wave_size``). Nodes without a BMC are *not* failures: they are reported as waiting
+for a manual power-on, as are all nodes while the option is off (the default). A BMC failure
+fails the node with ``step="power"`` (the lifecycle moves it to
 *failed*; ``bmprov advance --stage os_provisioning`` retries it).
 """
 
@@ -32,7 +33,8 @@ class PowerOnProvisioning(StageAction):
         """One outcome per node: ok (cycled into PXE, or waiting), or failed at step power."""
         ctx = self.ctx
         settings = ctx.config.settings.power
-        if not settings.auto_on_provisioning:
+        auto = settings.auto_on_provisioning if ctx.auto_power is None else ctx.auto_power
+        if not auto:
             for node in nodes:
                 yield Outcome(node, True, AUTO_OFF)
             return

@@ -385,3 +385,10 @@ def configure_bmc(site: Any, monkeypatch: pytest.MonkeyPatch, power: str = "") -
     text = "\n".join(kept) + "\n" + BMC_TEST_CONFIG + "\n[power]\n" + power + "\n"
     site.config_path.write_text(text)
     monkeypatch.setenv("BMPROV_TEST_BMC_PASSWORD", PASSWORD)
+
+
+def configure_fake_bmc(site: Any, monkeypatch: pytest.MonkeyPatch, power: str = "") -> None:
+    """:func:`configure_bmc` with every BMC on the fake driver (``bmprov.drivers.fake.LAB``)."""
+    configure_bmc(site, monkeypatch, power)
+    text = site.config_path.read_text().replace("[bmc]\n", '[bmc]\ndriver = "fake"\n', 1)
+    site.config_path.write_text(text)
