@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from bmprov.nodes import Node, Selection
     from bmprov.reconcile import Report
     from bmprov.result import BatchResult, NodeResult
-    from bmprov.store import StateDB
+    from bmprov.store import Store
 
 
 class Site:
@@ -43,7 +43,7 @@ class Site:
     def __init__(self, config: Config, *, command: str = "library") -> None:
         self.config = config
         self.command = command  # recorded in history as who moved a node
-        self._state: StateDB | None = None
+        self._state: Store | None = None
 
     @classmethod
     def open(
@@ -69,15 +69,15 @@ class Site:
         return cls.open(init_site(Path(directory)).config_path, command=command)
 
     @property
-    def state(self) -> StateDB:
+    def state(self) -> Store:
         """The state file, opened (and migrated) on first use.
 
         :raises StateFileError: missing, empty, corrupt, newer or not bmprov's.
         """
         if self._state is None:
-            from bmprov.store import open_state  # noqa: PLC0415
+            from bmprov.store import open_store  # noqa: PLC0415
 
-            self._state = open_state(self.config.state_path, self.config.busy_timeout_ms)
+            self._state = open_store(self.config)
         return self._state
 
     def close(self) -> None:

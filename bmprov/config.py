@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from bmprov.store import DEFAULT_BUSY_TIMEOUT_MS
 
 CONFIG_NAME = "bmprov.toml"
+_POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)  # as store.pgconn.is_url
 ENV_CONFIG = "BMPROV_CONFIG"
 
 
@@ -59,8 +60,20 @@ class Config:
 
     @property
     def state_path(self) -> Path:
-        """The SQLite state file."""
+        """The SQLite state file (see :attr:`state_url` for a PostgreSQL state)."""
         return self.resolve(self.raw.get("state", "bmprov.sqlite"))
+
+    @property
+    def state_url(self) -> str | None:
+        """The PostgreSQL URL when ``state`` is one, else None (an SQLite file)."""
+        value = str(self.raw.get("state", ""))
+        return value if _POSTGRES_URL.match(value) else None
+
+    @property
+    def site(self) -> str | None:
+        """This host's site: batch commands act on its nodes unless widened."""
+        value = self.raw.get("site")
+        return str(value) if value else None
 
     @property
     def busy_timeout_ms(self) -> int:

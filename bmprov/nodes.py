@@ -128,7 +128,7 @@ def get_node(db: Store, serial: str) -> Node:
     node = db.node_by_serial(serial)
     if node is None:
         hint = _did_you_mean(serial, _all_serials(db))
-        raise InputError(f"no node with serial {serial!r} in {db.path}{hint}")
+        raise InputError(f"no node with serial {serial!r} in {db.location}{hint}")
     return node
 
 

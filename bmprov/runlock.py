@@ -29,9 +29,13 @@ _POLL = 0.05  # seconds between two tries while another bmprov holds the lock
 
 
 @contextlib.contextmanager
-def site_lock(state_path: Path, timeout: float, *, shared: bool = False) -> Iterator[None]:
+def site_lock(state_path: Path | None, timeout: float, *, shared: bool = False) -> Iterator[None]:
     """Hold the site's lock (exclusive, or ``shared``); :class:`LockedError` after ``timeout``
-    seconds of waiting."""
+    seconds of waiting. ``state_path`` None (a PostgreSQL state, shared by hosts): no lock
+    yet; a session-level advisory lock is its equivalent (not built)."""
+    if state_path is None:
+        yield
+        return
     try:
         fd = os.open(state_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # the state layer reports a missing state file itself

@@ -17,7 +17,7 @@ from bmprov.boot.osprofiles import site_profiles, unknown_os
 from bmprov.config import Config
 from bmprov.errors import BmprovError, ConfigError
 from bmprov.stages import REGISTRY, ActionContext, StageAction
-from bmprov.store import StateDB, open_state
+from bmprov.store import MIGRATIONS, StateDB, Store, open_store
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class SiteCheck:
 
     name: str
     problem: str | None = None
+    detail: str | None = None  # what was found when it passed (the state's backend, version)
 
     @property
     def ok(self) -> bool:
@@ -37,11 +38,14 @@ def check_site(config: Config) -> list[SiteCheck]:
     """The state file, then every stage action's pre-run check (those that have one). A problem
     two stages share (the same DHCP settings, say) is spelled out once, under the first."""
     results = [SiteCheck("state file")]
+    db: Store
     try:
-        db = open_state(config.state_path, config.busy_timeout_ms)
+        db = open_store(config)
     except BmprovError as exc:
         results[0] = SiteCheck("state file", str(exc))
         db = StateDB(":memory:")  # the other checks read no node
+    else:
+        results[0] = SiteCheck("state file", detail=state_summary(db))
     first: dict[str, str] = {}  # problem -> the check that reported it first
     with db:
         ctx = ActionContext(config, db, "check")
@@ -64,11 +68,19 @@ def check_site(config: Config) -> list[SiteCheck]:
     return results
 
 
+def state_summary(db: Store) -> str:
+    """``postgresql 15.8, schema 2/2: URL`` (backend, engine version, migrations, where)."""
+    return (
+        f"{db.backend} {db.backend_version()},"
+        f" schema {len(db.applied_migrations())}/{len(MIGRATIONS)}: {db.location}"
+    )
+
+
 TO_INSTALL = (*st.PROVISIONING_PIPELINE[:-1], st.FAILED)  # every stage before deployed
 LISTED = 10  # serials named per OS; the rest are counted
 
 
-def os_names(config: Config, db: StateDB) -> SiteCheck:
+def os_names(config: Config, db: Store) -> SiteCheck:
     """Automated nodes still to install whose OS has no profile (networking would fail them)."""
     name = "node OS names"
     try:

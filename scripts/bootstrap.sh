@@ -14,10 +14,16 @@ APT_PACKAGES=(
   isc-dhcp-server isc-dhcp-client dnsmasq-base kea-dhcp4-server
   tftpd-hpa tftp-hpa busybox
   openipmi ipmitool
+  # tests/bench: a real PostgreSQL for the shared state, run by the fixtures (initdb/pg_ctl);
+  # postgresql-common ships the postgresql service, which quiet_services.sh disables at boot
+  postgresql postgresql-common
   grub-common  # grub-script-check: the GRUB entries bmprov writes are syntax-checked by GRUB itself
   debconf  # debconf-set-selections --checkonly: ks validate and the tests check every preseed
   # tests/test_pxe_boot_qemu.py: a QEMU machine PXE-boots from bmprov's files (BIOS and UEFI)
   qemu-system-x86 ipxe-qemu seabios pxelinux syslinux-common ovmf grub-efi-amd64-bin kmod file
+  # bmprov lab: the installer stand-in's ISO (xorriso) and each machine's local disk, a FAT
+  # partition made on the image file (dosfstools, mtools) and booted by syslinux on BIOS
+  xorriso syslinux mtools dosfstools
 )
 step() { printf 'bootstrap [%s/4] %s\n' "$1" "$2" >&2; }
 # A long step is announced, then says so every 10 s while it prints nothing of its own (pip

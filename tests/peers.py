@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bmprov.lab.netns import inside
+
 PREFIX = "bmpA-"
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -38,19 +40,9 @@ def can_run_peers() -> bool:
     return os.geteuid() == 0 and Path(DHCPD).exists() and shutil.which("ip") is not None
 
 
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
+def netns(name: str) -> contextlib.AbstractContextManager[None]:
     """Run this thread inside ``name``: sockets created here live in that namespace."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        yield
-    finally:
-        _libc.setns(own, CLONE_NEWNET)
-        os.close(own)
-        os.close(target)
+    return inside(name)
 
 
 def sh(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

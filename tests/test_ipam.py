@@ -13,29 +13,23 @@ from hypothesis import strategies as st
 from bmprov import ipam
 from bmprov.config import Config
 from bmprov.nodes import Node, list_nodes
-from bmprov.store import StateDB, utcnow
+from bmprov.store import StateDB, Store, open_url
+
+BOTH_BACKENDS = True  # state-using tests run on SQLite and PostgreSQL (conftest)
 
 
-def add_nodes(db: StateDB, count: int, start: int = 0, **fields: str) -> list[Node]:
-    now = utcnow()
+def add_nodes(db: Store, count: int, start: int = 0, **fields: str) -> list[Node]:
     rows = [
-        (f"SN{i:06d}", fields.get("site"), fields.get("rack"), now, now, now)
-        for i in range(start, start + count)
+        (f"SN{i:06d}", fields.get("site"), fields.get("rack")) for i in range(start, start + count)
     ]
-    with db.atomic() as conn:
-        conn.executemany(
-            "INSERT INTO nodes(serial, site, rack, stage, created_at, updated_at,"
-            " stage_changed_at) VALUES (?, ?, ?, 'networking', ?, ?, ?)",
-            rows,
-        )
+    db.insert_nodes(("serial", "site", "rack"), rows, [()] * count, "networking", "test", "test")
     serials = {r[0] for r in rows}
     return [n for n in list_nodes(db) if n.serial in serials]
 
 
 @pytest.fixture
-def db(tmp_path):
-    with StateDB(tmp_path / "s.sqlite") as handle:
-        yield handle
+def db(store: Store) -> Store:
+    return store
 
 
 def pool(**raw) -> ipam.Pool:
@@ -152,11 +146,7 @@ def test_never_hands_out_used_excluded_or_reserved(
     )
     with StateDB(tmp_path_factory.mktemp("h") / "s.sqlite") as db:
         holders = add_nodes(db, len(used), start=10_000)
-        with db.atomic() as conn:
-            conn.executemany(
-                "UPDATE nodes SET ip = ? WHERE id = ?",
-                [(ip(v), n.id) for v, n in zip(sorted(used), holders, strict=True)],
-            )
+        db.assign_addresses((n.id, ip(v)) for v, n in zip(sorted(used), holders, strict=True))
         result = ipam.allocate(db, [p], add_nodes(db, want))
     blocked = set(used) | set(reserved) | {0, 1, 63}
     blocked |= {v for a, n in excluded for v in range(a, min(a + n, 63) + 1)}
@@ -166,16 +156,15 @@ def test_never_hands_out_used_excluded_or_reserved(
     assert len(result.errors) == max(0, want - len(free))
 
 
-def test_two_concurrent_allocators_never_collide(tmp_path) -> None:
-    path = tmp_path / "s.sqlite"
-    with StateDB(path) as db:
+def test_two_concurrent_allocators_never_collide(store: Store, state_location: str) -> None:
+    with store as db:
         batches = [add_nodes(db, 300, start=i * 1000) for i in range(4)]
     pools = [pool(subnet="10.231.0.0/16")]
     errors: list[BaseException] = []
 
     def run(nodes: list[Node]) -> None:
         try:
-            with StateDB(path) as own:
+            with open_url(state_location) as own:
                 for i in range(0, len(nodes), 30):
                     ipam.allocate(own, pools, nodes[i : i + 30])
         except BaseException as exc:  # pragma: no cover - reported below
@@ -187,7 +176,6 @@ def test_two_concurrent_allocators_never_collide(tmp_path) -> None:
     for t in threads:
         t.join()
     assert not errors
-    with StateDB(path) as db:
-        ips = [r[0] for r in db.query("SELECT ip FROM nodes")]
-    assert None not in ips
-    assert len(set(ips)) == 1200
+    with open_url(state_location) as db:
+        ips = list(db.held_addresses().values())
+    assert len(ips) == len(set(ips)) == 1200

@@ -17,6 +17,8 @@ from bmprov.stages import ActionContext, Outcome, StageAction
 from bmprov.state_machine import TRANSITIONS, allowed_targets, check_transition, to_dot
 from tests.conftest import Site, write_csv
 
+BOTH_BACKENDS = True  # state-using tests run on SQLite and PostgreSQL (conftest)
+
 
 def test_table_refuses_every_pair_it_does_not_list() -> None:
     for frm, to in itertools.product(sorted(states.ALL_STAGES), repeat=2):

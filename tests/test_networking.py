@@ -14,7 +14,9 @@ from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.nodes import Selection, get_node, list_nodes
 from bmprov.stages import ActionContext, Services
-from tests.conftest import write_csv
+from tests.conftest import raw_sql, write_csv
+
+BOTH_BACKENDS = True  # state-using tests run on SQLite and PostgreSQL (conftest)
 
 
 def load(site, rows: list[list[str]]) -> None:
@@ -232,7 +234,7 @@ def test_config_error_is_clear_and_moves_nothing(site) -> None:
 def test_hostnames_are_validated_before_sending(site, hostname) -> None:
     load(site, [row(1)])
     with site.db() as db:
-        db.conn.execute("UPDATE nodes SET hostname = ?", (hostname,))
+        raw_sql(db, "UPDATE nodes SET hostname = ?", (hostname,))
     _batch, nodes = networking(site)
     assert "not a valid host name" in nodes["SN1"].stage_reason
     assert reservations(site) == {}

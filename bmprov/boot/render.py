@@ -13,7 +13,8 @@ Defences (see ../shared/peers/libraries.md, section d), all on by construction:
   can start a new kickstart command, boot-loader line or shell statement.
 * context filters: ``ks_token``, ``shquote``, ``hostname``, ``bootarg``, ``ssh_key`` and ``b64``
   (a multi-line script block carried through a one-line context such as preseed's
-  ``late_command``).
+  ``late_command``); ``install_token`` and ``serve_url`` refuse anything but an install token
+  and serve's ``http://IP[:port]`` base URL (docs/install-callbacks.md).
 
 Every failure is a :class:`RenderError` naming the template and line.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import re
 import shlex
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -41,6 +43,8 @@ KINDS = ("pxe_templates", "kickstart")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KS_TOKEN = re.compile(r"[A-Za-z0-9._:/@+=,$-]+")
 _BOOTARG = re.compile(r"[A-Za-z0-9._:/@+=,-]+")
+_INSTALL_TOKEN = re.compile(r"[0-9]{1,19}\.[A-Za-z0-9_-]{16,100}")
+_SERVE_URL = re.compile(r"http://(\[[0-9A-Fa-f:.]+\]|[0-9.]+)(?::([0-9]{1,5}))?/?")
 
 
 class RenderError(BmprovError):
@@ -92,6 +96,36 @@ def shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+def install_token(value: Any) -> str:
+    """An install's bearer token, ``<install id>.<base64url HMAC>`` (bmprov.tokens), nothing else.
+
+    The token goes into shell scripts and HTTP headers: refusing every other character here
+    means no quoting mistake can turn it into code. The message never repeats the value.
+    """
+    if not isinstance(value, str) or not _INSTALL_TOKEN.fullmatch(value):
+        raise ValueError("the install token is not <digits>.<base64url> (value not shown)")
+    return value
+
+
+def serve_url(value: Any) -> str:
+    """serve's base URL as ``http://IP[:port]`` (no path, no name: installers may not resolve
+    names), normalised without a trailing slash."""
+    text = str(value)
+    match = _SERVE_URL.fullmatch(text)
+    port = int(match.group(2) or 80) if match else 0
+    if match is None or not _is_ip(match.group(1).strip("[]")) or not 0 < port < 65536:
+        raise ValueError(f"{text!r} is not serve's base URL (http://IP[:port])")
+    return text.rstrip("/")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def b64(value: Any) -> str:
     """Base64 of a (multi-line) text block, to carry a script through a one-line context."""
     return base64.b64encode(str(value).encode()).decode()
@@ -108,6 +142,8 @@ FILTERS = {
     "shquote": shquote,
     "hostname": hostname,
     "b64": b64,
+    "install_token": install_token,
+    "serve_url": serve_url,
     "ssh_key": ssh_key,
 }
 

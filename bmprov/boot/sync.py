@@ -87,9 +87,16 @@ def fingerprint(digest: str, install: bool, node: Node | RenderRow) -> str:
 
 
 def render_all(
-    config: Config, db: Store, *, prune: bool = False, remove: bool = False, force: bool = False
+    config: Config,
+    db: Store,
+    *,
+    prune: bool = False,
+    remove: bool = False,
+    force: bool = False,
+    site: str | None = None,
 ) -> RenderReport:
-    """Bring every node's boot entries (and install files) up to date; never raises per node."""
+    """Bring every node's boot entries (and install files) up to date; never raises per node.
+    With ``site``, only that site's nodes (a host serves the boot files of its own site)."""
     if remove and not prune:
         raise InputError("--yes only confirms --prune")
     writer = NodeFileWriter(config)
@@ -98,7 +105,7 @@ def render_all(
     clean_temps(writer.settings)  # before the listings: a leftover is never counted or listed
     report.written += writer.write_defaults()
     digest = writer.digest()
-    rows = _load_rows(db)
+    rows = [row for row in _load_rows(db) if site is None or row.site == site]
     prior = _load_prior(db)
     present = _Listing(writer.settings)
     updates: list[tuple[int, str, str | None]] = []

@@ -23,6 +23,7 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ _ZERO_MAC = "00:00:00:00:00:00"
 
 
 _CLOUD_INIT = ("user-data", "meta-data")
+_NO_CALLBACKS = {"bmprov_url": None, "install_token": None}
 
 
 # ---- the writer -------------------------------------------------------------------------------
@@ -74,6 +76,9 @@ class NodeFileWriter:
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
         self._checked = installcheck.RenderCheck()
+        # node -> {"bmprov_url", "install_token"} for the install templates' callbacks
+        # (docs/install-callbacks.md); None: serve is not configured, no callbacks.
+        self.callbacks: Callable[[Node], dict[str, str | None]] | None = None
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -270,6 +275,7 @@ class NodeFileWriter:
             "layout": layout,
             "raid": {"level": layout.level, "active": layout.active, "spares": layout.spares},
             "post_script_b64": self._post_script(node, install),
+            **(self.callbacks(node) if self.callbacks else _NO_CALLBACKS),
         }
 
     def _profile_context(self, profile: OsProfile) -> dict[str, Any]:

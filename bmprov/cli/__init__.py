@@ -12,11 +12,14 @@ from bmprov.cli import (  # noqa: F401  (registers commands)
     export,
     importing,
     init,
+    lab,
+    media,
     nodes,
     oscat,
     power,
     pxe,
     reconcile,
+    state,
     workflow,
 )
 from bmprov.cli.app import app

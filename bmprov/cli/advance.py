@@ -63,7 +63,7 @@ def advance_cmd(
     with output.progress_bar(f"advance → {stage}", enabled=not as_json) as bar:
         batch = advance(
             action_ctx,
-            make_selection(serial, from_stage, rack, site, all_nodes),
+            make_selection(serial, from_stage, rack, site, all_nodes, action_ctx.config.site),
             stage,
             dry_run=dry_run,
             max_nodes=max_nodes,

@@ -17,7 +17,7 @@ from bmprov.errors import BmprovError, ExitCode, ValidationFailed
 
 if TYPE_CHECKING:
     from bmprov.config import Config
-    from bmprov.store import StateDB
+    from bmprov.store import Store
 
 log = logging.getLogger("bmprov")
 helpfmt.install()
@@ -102,7 +102,7 @@ class AppContext:
 
     config_path: Path | None = None
     _config: Config | None = field(default=None, repr=False)
-    _dbs: list[StateDB] = field(default_factory=list, repr=False)
+    _dbs: list[Store] = field(default_factory=list, repr=False)
 
     def config(self, *, required: bool = True) -> Config:
         """The loaded configuration (``ConfigError`` if none and ``required``)."""
@@ -112,13 +112,12 @@ class AppContext:
             self._config = load_config(self.config_path, required=required)
         return self._config
 
-    def db(self) -> StateDB:
-        """The state file named by the configuration, opened (and migrated) once."""
+    def db(self) -> Store:
+        """The state named by the configuration, opened (and migrated) once."""
         if not self._dbs:
-            from bmprov.store import open_state  # noqa: PLC0415
+            from bmprov.store import open_store  # noqa: PLC0415
 
-            config = self.config()
-            self._dbs.append(open_state(config.state_path, config.busy_timeout_ms))
+            self._dbs.append(open_store(self.config()))
         return self._dbs[0]
 
     def close(self) -> None:

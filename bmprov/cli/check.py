@@ -11,9 +11,9 @@ from bmprov.cli.select import JsonOpt
 
 @app.command("check")
 def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Check the site beyond the config schema: state file, pools, DHCP settings and key,
-    OS profiles and templates, and nodes whose OS has no profile. Connects to nothing. Exit 2
-    if anything would stop a run.
+    """Check the site beyond the config schema: the state (backend, its version, schema
+    version), pools, DHCP settings and key, OS profiles and templates, and nodes whose OS has
+    no profile. Connects to nothing but the state. Exit 2 if anything would stop a run.
     """
     from bmprov.errors import ConfigError  # noqa: PLC0415
     from bmprov.sitecheck import check_site  # noqa: PLC0415
@@ -27,7 +27,10 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             {
                 "config": str(config.path),
                 "ok": not failed,
-                "checks": [{"name": r.name, "ok": r.ok, "problem": r.problem} for r in results],
+                "checks": [
+                    {"name": r.name, "ok": r.ok, "problem": r.problem, "detail": r.detail}
+                    for r in results
+                ],
             }
         )
         json_printed(ctx)
@@ -35,6 +38,7 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out = output.console()
         for r in results:
             mark = "[green]ok[/]" if r.ok else "[red]problem[/]"
-            out.print(f"{mark} {r.name}" + (f": {output._cell(r.problem)}" if r.problem else ""))
+            text = r.problem or r.detail
+            out.print(f"{mark} {r.name}" + (f": {output._cell(text)}" if text else ""))
     if failed:
         raise ConfigError(f"{config.path}: {len(failed)} check(s) found a problem")

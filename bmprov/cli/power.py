@@ -97,7 +97,7 @@ def _run(
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
-    nodes = select_nodes(state.db(), make_selection(*select))
+    nodes = select_nodes(state.db(), make_selection(*select, state.config().site))
     if action in POWER_ON_ACTIONS:
         check_blast_radius(len(nodes), settings.max_nodes, max_nodes, f"power {action}")
     request = PowerRequest(

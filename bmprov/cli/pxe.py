@@ -8,7 +8,7 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import JsonOpt
+from bmprov.cli.select import JsonOpt, SiteOpt
 
 pxe_app = typer.Typer(help="PXE boot entries (pxelinux, GRUB, iPXE).", no_args_is_help=True)
 ks_app = typer.Typer(help="OS install files (kickstart, preseed, autoinstall).")
@@ -29,17 +29,24 @@ def render_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Re-render every node (still writes only changes).")
     ] = False,
+    site: SiteOpt = None,
+    all_sites: Annotated[
+        bool, typer.Option("--all", help="Every site's nodes (when the config names a site).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write every node's boot entries and install files; only files whose bytes change.
 
     Nodes in networking, os_provisioning or installing get install entries; every other node
-    with a MAC gets local-boot entries. Exit 1 if any node failed.
+    with a MAC gets local-boot entries. When the config names this host's `site`, only that
+    site's nodes (--site or --all widens it). Exit 1 if any node failed.
     """
     from bmprov.boot.sync import render_all  # noqa: PLC0415
 
     state = obj(ctx)
-    report = render_all(state.config(), state.db(), prune=prune, remove=yes, force=force)
+    config = state.config()
+    scope = site or (None if all_sites else config.site)
+    report = render_all(config, state.db(), prune=prune, remove=yes, force=force, site=scope)
     if as_json:
         output.print_json(report.to_dict())
         raise typer.Exit(int(report.batch.exit_code))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -48,8 +49,14 @@ def selection(
     rack: str | None,
     site: str | None,
     all_nodes: bool,
+    home_site: str | None = None,
 ) -> Selection:
-    """A :class:`Selection` from the shared options."""
-    return Selection(
+    """A :class:`Selection` from the shared options, kept to ``home_site`` (the config's
+    ``site``) unless it names serials, a ``--site`` or ``--all``: on a host that shares its
+    state with other sites, ``--from mounting`` means this site's nodes in mounting."""
+    chosen = Selection(
         serials=tuple(serial or ()), from_stage=from_stage, rack=rack, site=site, all=all_nodes
     )
+    if home_site and not chosen.is_empty() and not (site or all_nodes or serial):
+        return replace(chosen, site=home_site)
+    return chosen

@@ -23,7 +23,7 @@ from bmprov.install import disklayout
 from bmprov.install.options import SCHEMES, hash_password
 from bmprov.nodes import Node, Selection, list_nodes, select_nodes
 from bmprov.result import BatchResult, NodeResult
-from bmprov.store import StateDB
+from bmprov.store import Store
 
 SAMPLE_IP = "192.0.2.10"  # TEST-NET-1: only ever rendered, never used
 SAMPLE_MACS = ("02:00:00:00:00:01",)
@@ -34,7 +34,7 @@ SAMPLE_KEY = (
 
 def validate_nodes(
     config: Config,
-    db: StateDB,
+    db: Store,
     serials: tuple[str, ...] = (),
     *,
     all_nodes: bool = False,
@@ -52,7 +52,7 @@ def validate_nodes(
 
 
 def _targets(
-    writer: NodeFileWriter, db: StateDB, serials: tuple[str, ...], all_nodes: bool
+    writer: NodeFileWriter, db: Store, serials: tuple[str, ...], all_nodes: bool
 ) -> Iterator[tuple[str, Node]]:
     if serials or all_nodes:
         selection = Selection(serials=serials, all=all_nodes)

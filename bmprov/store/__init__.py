@@ -1,7 +1,9 @@
 """bmprov's state: the only place with SQL.
 
 :class:`Store` is the interface (:mod:`bmprov.store.base`); :class:`StateDB` implements it on
-one SQLite file (:mod:`bmprov.store.sqlite`), the embedded default; the schema is one list of
+one SQLite file (:mod:`bmprov.store.sqlite`), the embedded default, and :class:`PostgresStore`
+on a shared PostgreSQL database (:mod:`bmprov.store.postgres`, imported only when a config names
+one: :func:`open_store`); the schema is one list of
 named migrations (:mod:`bmprov.store.schema`) for every backend.
 """
 
@@ -18,6 +20,7 @@ from bmprov.store.base import (
     utcnow,
 )
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
+from bmprov.store.opening import open_store, open_url
 from bmprov.store.schema import MIGRATIONS
 from bmprov.store.sqlite import StateDB, open_state
 
@@ -33,5 +36,7 @@ __all__ = [
     "StateDB",
     "Store",
     "open_state",
+    "open_store",
+    "open_url",
     "utcnow",
 ]

@@ -15,13 +15,14 @@ methods and runs the same tests. Rules every implementation keeps:
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from bmprov.nodes import Node, Selection
@@ -67,6 +68,7 @@ class RenderRow:
     ip: str | None
     options_json: str
     macs: tuple[str, ...]
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,42 @@ class BootRecord:
 
     fingerprint: str
     cleared_at: str | None
+
+
+def node_from_row(row: Any, macs: Iterable[str]) -> Node:
+    """A :class:`Node` from a ``nodes`` row (a mapping, any backend's) and its MACs in order."""
+    from bmprov.nodes import Node  # noqa: PLC0415  (nodes imports this module for typing)
+
+    data = dict(row)
+    data["install_options"] = json.loads(data.get("install_options") or "{}")
+    data["automated"] = bool(data.get("automated"))
+    data["macs"] = tuple(macs)
+    return Node(**data)
+
+
+INSTALL_COLUMNS = (
+    "id, node_id, serial, os, issued_at, expires_at, progress, progress_at, ended_at, end_reason"
+)
+"""The ``installs`` columns in :class:`Install` field order."""
+
+RENDER_COLUMNS = (
+    "id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip, install_options, site"
+)
+
+
+def render_rows_from(
+    mac_rows: Iterable[Sequence[Any]], rows: Iterable[Sequence[Any]]
+) -> list[RenderRow]:
+    """:class:`RenderRow` s from (node id, mac) rows by position and ``RENDER_COLUMNS`` rows."""
+    macs: dict[int, list[str]] = defaultdict(list)
+    for node_id, mac in mac_rows:
+        macs[node_id].append(mac)
+    return [
+        RenderRow(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],), r[9]
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -114,7 +152,22 @@ class Event:
 class Store(ABC):
     """bmprov's state. See the module docstring for the rules every backend keeps."""
 
-    path: Path
+    backend: str  # "sqlite" or "postgresql"
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the state lives, for messages: the SQLite file, or the URL without password."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def backend_version(self) -> str:
+        """The version of the database engine (SQLite library, PostgreSQL server)."""
 
     # -- connection and transactions --------------------------------------------------------
 
@@ -274,3 +327,16 @@ class Store(ABC):
     @abstractmethod
     def save_boot_records(self, records: Iterable[tuple[int, BootRecord]]) -> None:
         """Record what was rendered (upsert per node)."""
+
+    # -- whole-state copy (bmprov state copy) -----------------------------------------------
+
+    @abstractmethod
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of ``table`` as stored (ids and timestamps included), by its key."""
+
+    @abstractmethod
+    def restore_tables(
+        self, tables: Sequence[tuple[str, Sequence[str], Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """Write dumped tables (in the order given) into this empty state, in one transaction;
+        id sequences continue after the copied ids."""

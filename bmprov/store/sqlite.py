@@ -17,6 +17,8 @@ from typing import Any
 from bmprov.errors import StateError, StateFileError
 from bmprov.nodes import Node, Selection
 from bmprov.store.base import (
+    INSTALL_COLUMNS,
+    RENDER_COLUMNS,
     Addressed,
     BootRecord,
     Event,
@@ -24,6 +26,8 @@ from bmprov.store.base import (
     NodeUpdate,
     RenderRow,
     Store,
+    node_from_row,
+    render_rows_from,
     utcnow,
 )
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS, Connection
@@ -33,9 +37,6 @@ _HISTORY = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _MANY = 500  # above this many nodes, reading every MAC beats an IN list
-_INSTALL = (
-    "id, node_id, serial, os, issued_at, expires_at, progress, progress_at, ended_at, end_reason"
-)
 
 
 def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> StateDB:
@@ -65,6 +66,17 @@ def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> St
 
 class StateDB(Connection, Store):
     """bmprov's state in one SQLite file."""
+
+    backend = "sqlite"
+
+    @property
+    def location(self) -> str:
+        """The state file's path."""
+        return str(self.path)
+
+    def backend_version(self) -> str:
+        """The SQLite library's version."""
+        return sqlite3.sqlite_version
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -149,7 +161,7 @@ class StateDB(Connection, Store):
             )
         for mrow in mac_rows:
             by_node[mrow["node_id"]].append(mrow["mac"])
-        return [_node_from_row(r, by_node.get(r["id"], ())) for r in rows]
+        return [node_from_row(r, by_node.get(r["id"], ())) for r in rows]
 
     # -- moves ------------------------------------------------------------------------------
 
@@ -348,7 +360,7 @@ class StateDB(Connection, Store):
                 [(node_id, serial, os, now, expires_at) for node_id, serial, os in nodes],
             )
             rows = conn.execute(
-                f"SELECT {_INSTALL} FROM installs WHERE ended_at IS NULL"
+                f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL"
                 " AND node_id IN (SELECT value FROM json_each(?))",
                 (ids,),
             ).fetchall()
@@ -357,10 +369,10 @@ class StateDB(Connection, Store):
     def current_installs(self, node_ids: Iterable[int] | None = None) -> dict[int, Install]:
         """node id → its open install."""
         if node_ids is None:
-            rows = self.query(f"SELECT {_INSTALL} FROM installs WHERE ended_at IS NULL")
+            rows = self.query(f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL")
         else:
             rows = self.query(
-                f"SELECT {_INSTALL} FROM installs WHERE ended_at IS NULL"
+                f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL"
                 " AND node_id IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(node_ids)),),
             )
@@ -368,7 +380,7 @@ class StateDB(Connection, Store):
 
     def install(self, install_id: int) -> Install | None:
         """One install by id."""
-        rows = self.query(f"SELECT {_INSTALL} FROM installs WHERE id = ?", (install_id,))
+        rows = self.query(f"SELECT {INSTALL_COLUMNS} FROM installs WHERE id = ?", (install_id,))
         return Install(*rows[0]) if rows else None
 
     def record_progress(self, install_id: int, progress: int) -> bool:
@@ -414,17 +426,28 @@ class StateDB(Connection, Store):
 
     def render_rows(self) -> list[RenderRow]:
         """Every node's render inputs in two queries (no JSON decoding)."""
-        macs: dict[int, list[str]] = defaultdict(list)
-        for node_id, mac in self.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"):
-            macs[node_id].append(mac)
-        rows = self.query(
-            "SELECT id, serial, stage, failed_stage, stage_changed_at, os, hostname, ip,"
-            " install_options FROM nodes ORDER BY serial"
+        return render_rows_from(
+            self.query("SELECT node_id, mac FROM macs ORDER BY node_id, position"),
+            self.query(f"SELECT {RENDER_COLUMNS} FROM nodes ORDER BY serial"),
         )
-        return [
-            RenderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "{}", (*macs[r[0]],))
-            for r in rows
-        ]
+
+    def dump_table(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of ``table``, by its first column (the key)."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        return [d[0] for d in cur.description], rows
+
+    def restore_tables(
+        self, tables: Sequence[tuple[str, Sequence[str], Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """Bulk inserts, one transaction (ids are kept: new rows continue after them)."""
+        with self.atomic() as conn:
+            for table, columns, rows in tables:
+                marks = ", ".join("?" * len(columns))
+                conn.executemany(
+                    f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", rows
+                )
 
     def boot_records(self) -> dict[int, BootRecord]:
         """node id → fingerprint and cleared time of its last render."""
@@ -442,11 +465,3 @@ class StateDB(Connection, Store):
                 " updated_at = excluded.updated_at",
                 [(node_id, r.fingerprint, r.cleared_at, now) for node_id, r in records],
             )
-
-
-def _node_from_row(row: sqlite3.Row, macs: Iterable[str]) -> Node:
-    data = dict(row)
-    data["install_options"] = json.loads(data.get("install_options") or "{}")
-    data["automated"] = bool(data.get("automated"))
-    data["macs"] = tuple(macs)
-    return Node(**data)

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bmprov.lab import services
 from tests import peers
 from tests.peers import stop_process
 
@@ -41,19 +42,6 @@ HTTP_PORT, OMAPI_PORT = 8080, 7911
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 _counter = itertools.count(1)
-
-DHCPD_CONF = """\
-authoritative; ddns-update-style none; default-lease-time 600; max-lease-time 600;
-omapi-port {port};
-key omapi_key {{ algorithm hmac-md5; secret "{secret}"; }};
-omapi-key omapi_key;
-# iPXE (the NIC ROM) otherwise waits ~3 s for ProxyDHCP offers (pxe-boot.md §9.8)
-option space ipxe;
-option ipxe-encap-opts code 175 = encapsulate ipxe;
-option ipxe.no-pxedhcp code 176 = unsigned integer 8;
-option ipxe.no-pxedhcp 1;
-subnet 10.234.0.0 netmask {netmask} {{ option routers {server}; option subnet-mask {netmask}; }}
-"""
 
 
 @dataclass(frozen=True)
@@ -247,7 +235,7 @@ def _servers(lab: PxeLab) -> None:
         f"--ra-param={BRIDGE},5", "--no-resolv", "--no-hosts", "--user=root", "--group=root",
         f"--pid-file={d / 'dnsmasq-ra.pid'}", "--log-facility=-",
     )  # fmt: skip
-    conf = DHCPD_CONF.format(port=OMAPI_PORT, secret=lab.secret, netmask=NETMASK, server=SERVER)
+    conf = services.dhcpd_conf(lab.secret, SUBNET, NETMASK, SERVER, OMAPI_PORT)
     (d / "dhcpd.conf").write_text(conf)
     (d / "dhcpd.leases").write_text("")
     lab.start(

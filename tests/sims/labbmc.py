@@ -9,19 +9,8 @@ out-of-band over HTTP on 127.0.0.1:HTTP_PORT:
 
     python -m tests.sims.labbmc --base-port 19100 --count 50 --http-port 19990
 
-Server-side fixes applied (shared/peers/bmc.md, section 7): refuse cipher suites other than 3
-(pyghmi's client then falls back instead of crashing), answer RAKP1 for an unknown user with
-status 0x0d (instead of pyghmi's silent drop that makes clients retry forever), answer a
-retransmitted request from a cache instead of executing it again (below), and pyghmi's
-socket-mode race and lock-order fixes (bmprov.drivers._pyghmi_fixes).
-
-Retransmits: an IPMI client that gets no answer in time sends the same request again with the
-same IPMI sequence number (rqSeq; only the RMCP+ session sequence number is new), so that the
-BMC can tell a retry from a new request and answer it with the response it already gave. pyghmi
-retries after 1.5-2.0 s (bmprov's INITIAL_RETRY); four simulator processes serving 200 BMCs on
-a busy 2-core machine can answer later than that. pyghmi's server executed the retry as a new
-command, counting one power-on twice (issue 9, item 6): this is the simulator's bug, not a
-second command from bmprov. The ``retransmit`` counter says how many were answered from cache.
+Server-side fixes: bmprov.lab.ipmiserver (the same the lab's virtual BMCs use). The
+``retransmit`` counter says how many retries were answered from cache.
 """
 
 from __future__ import annotations
@@ -32,69 +21,16 @@ import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pyghmi.ipmi.bmc as pyghmi_bmc
-import pyghmi.ipmi.private.session as ipmisession
-from pyghmi.ipmi.private import serversession
 
-from bmprov.drivers import _pyghmi_fixes
+from bmprov.lab import ipmiserver
 
 BMCS: dict[int, LabBmc] = {}
 LOCK = threading.Lock()
-RETRY_WINDOW = 5.0  # seconds a response stays cached for a retry (IPMI's Seq expiration)
-
-
-class StrictServerSession(serversession.ServerSession):
-    """Refuse what pyghmi's server cannot do, the way real BMCs do."""
-
-    def create_open_session_response(self, request: Any) -> Any:
-        auth = request[12] & 0x3F if len(request) > 12 else 1
-        integrity = request[20] & 0x3F if len(request) > 20 else 1
-        if auth != 1 or integrity not in (0, 1):
-            self.clientsessionid = request[4:8]
-            self.managedsessionid = os.urandom(4)
-            # 0x11: no cipher suite matches the proposed algorithms
-            return bytearray([request[0], 0x11, 0, 0]) + request[4:8]
-        return super().create_open_session_response(request)
-
-    def _got_rakp1(self, data: Any) -> Any:
-        namelen = data[27] if len(data) > 27 else 0
-        user = bytes(data[28 : 28 + namelen]).decode("utf-8", "replace")
-        if namelen and self.authdata.get(user) is None:
-            payload = bytearray([data[0], 0x0D, 0, 0]) + self.clientsessionid
-            self.send_payload(payload, serversession.constants.payload_types["rakp2"], retry=False)
-            return None
-        return super()._got_rakp1(data)
-
-    def handle_client_request(self, request: Any) -> None:
-        """Answer a retransmit of the previous request from cache; execute anything else."""
-        key = (request["netfn"], request["command"], self.seqlun, bytes(request["data"]))
-        last = getattr(self, "last_request", None)
-        if (
-            last is not None
-            and last[0] == key
-            and last[2] is not None
-            and time.monotonic() - last[1] < RETRY_WINDOW
-        ):
-            self.bmc.counters["retransmit"] += 1
-            data, code = last[2]
-            super()._send_ipmi_net_payload(data=data, code=code)
-            return
-        self.last_request: list[Any] = [key, time.monotonic(), None]
-        super().handle_client_request(request)
-
-    def _send_ipmi_net_payload(self, *args: Any, **kwargs: Any) -> Any:
-        """Remember the first response to the current request (the retransmit cache)."""
-        last = getattr(self, "last_request", None)
-        if last is not None and last[2] is None:
-            data = kwargs.get("data", args[2] if len(args) > 2 else ())
-            code = kwargs.get("code", args[3] if len(args) > 3 else 0)
-            last[2] = (list(data), code)
-        return super()._send_ipmi_net_payload(*args, **kwargs)
 
 
 class LabBmc(pyghmi_bmc.Bmc):
@@ -202,9 +138,7 @@ def main() -> int:
     for port in (args.base_port, args.base_port + args.count - 1, args.http_port):
         if not 19000 <= port <= 31999:
             sys.exit(f"ports must stay in 19000-31999 (got {port})")
-    serversession.ServerSession = StrictServerSession
-    _pyghmi_fixes.apply(client=False)
-    ipmisession.myself = "127.0.0.1"  # pyghmi's self-wakeup address, for IPv4 sockets
+    ipmiserver.install()
     for i in range(args.count):
         LabBmc({args.user: args.password}, args.base_port + i, args.initial_power)
     server = ThreadingHTTPServer(("127.0.0.1", args.http_port), StateHandler)
