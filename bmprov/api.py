@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bmprov.drivers import BootDevice, PowerAction
     from bmprov.importing import ImportPlan
     from bmprov.nodes import Node, Selection
+    from bmprov.reconcile import Report
     from bmprov.result import BatchResult, NodeResult
     from bmprov.serve.timeouts import TimedOut
     from bmprov.store import Store
@@ -234,3 +235,25 @@ class Site:
         from bmprov.serve.timeouts import check_timeouts  # noqa: PLC0415
 
         return check_timeouts(self.config, self.state)
+
+    def reconcile(
+        self, *, fix: bool = False, prune: bool = False, site: str | None = None, bmc: bool = True
+    ) -> Report:
+        """State vs DHCP server, boot files and BMCs (``bmprov reconcile``); writes nothing
+        unless ``fix``/``prune``."""
+        from bmprov.reconcile import reconcile  # noqa: PLC0415
+
+        return reconcile(self.config, self.state, fix=fix, prune=prune, site=site, bmc=bmc)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        site: str | None = None,
+        stage: str | None = None,
+        fmt: str = "bmprov",
+    ) -> int:
+        """The inventory as ``.xlsx``/``.csv`` (``bmprov export``); returns the row count."""
+        from bmprov.exporting import export  # noqa: PLC0415
+
+        return export(self.state, Path(path), site=site, stage=stage, fmt=fmt)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from bmprov import states as st
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
 from bmprov.result import BatchResult, NodeResult
+from bmprov.runlock import site_lock
 from bmprov.stages import ActionContext, Outcome, StageAction, action_for
 from bmprov.state_machine import AUTO_NEXT, allowed_targets, is_allowed, is_forward
 from bmprov.store import Store
@@ -95,9 +97,40 @@ def advance(
     back to *networking* and PXE. A batch that would power-cycle more than ``[power]
     max_nodes`` nodes needs ``max_nodes`` covering them.
 
+    A real run holds the site lock (:mod:`bmprov.runlock`) shared throughout, so a
+    ``reconcile`` never interleaves its reads and repairs with this batch's writes.
+
     :raises InputError: unknown stage, empty selection, or too many nodes to power-cycle.
     """
     check_stage(target, "--stage")
+    run = partial(
+        _advance,
+        ctx,
+        selection,
+        target,
+        dry_run=dry_run,
+        progress=progress,
+        on_total=on_total,
+        max_nodes=max_nodes,
+        unlock=unlock,
+    )
+    if dry_run:
+        return run()
+    with site_lock(getattr(ctx.db, "path", None), ctx.config.busy_timeout_ms / 1000, shared=True):
+        return run()
+
+
+def _advance(
+    ctx: ActionContext,
+    selection: Selection,
+    target: str,
+    *,
+    dry_run: bool,
+    progress: ProgressFn | None,
+    on_total: Callable[[int], None] | None,
+    max_nodes: int | None,
+    unlock: bool,
+) -> BatchResult:
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
     nodes = select_nodes(ctx.db, selection)

@@ -70,6 +70,7 @@ class PowerRequest:
     persistent: bool = False
     uefi: bool = True
     status: bool = False
+    read_boot: bool = False  # also read the boot device back (reconcile), where it can be
 
     def describe(self) -> str:
         """``boot pxe (one-time), power cycle``."""
@@ -328,7 +329,18 @@ def _steps(
     if request.status and driver.can_read_power:
         details["power"] = str(driver.get_power())
         done.append(details["power"])
+    if request.read_boot and driver.can_set_boot:
+        details["boot"] = _read_boot(driver)
     return done
+
+
+def _read_boot(driver: PowerDriver) -> dict[str, Any] | None:
+    """The boot device the BMC reports (None: it would not say; not a power failure)."""
+    try:
+        readback = driver.get_boot_device()
+    except BmprovError:
+        return None
+    return {"device": readback.device, "persistent": readback.persistent}
 
 
 def _unsupported(request: PowerRequest, driver: type[PowerDriver]) -> str | None:

@@ -402,9 +402,10 @@ class OmapiBackend(DhcpBackend):
         return True
 
     def list(self, macs: Iterable[str] = ()) -> list[Reservation]:
-        """OMAPI cannot enumerate hosts: look up each of ``macs``."""
-        found = [self.lookup(mac) for mac in macs]
-        return [r for r in found if r is not None]
+        """OMAPI cannot enumerate hosts: look up each of ``macs`` (pipelined)."""
+        from bmprov.dhcp.omapi_lookup import lookup_many  # noqa: PLC0415
+
+        return [r for r in lookup_many(self, macs).values() if r is not None]
 
 
 @dataclass

@@ -66,19 +66,27 @@ COLUMNS: list[Column] = [
     ),
     Column(
         "model",
-        ("model", "hardwaremodel", "servermodel", "modelname", "product", "productname"),
+        (
+            "model",
+            "hardwaremodel",
+            "servermodel",
+            "modelname",
+            "product",
+            "productname",
+            "devicetype",  # NetBox
+        ),
         validate.model,
         cached=True,
     ),
     Column(
         "os",
-        ("os", "operatingsystem", "osversion", "osimage", "image", "osprofile"),
+        ("os", "operatingsystem", "osversion", "osimage", "image", "osprofile", "platform"),
         lambda v: validate.token(v, "OS name"),
         cached=True,
     ),
     Column(
         "hostname",
-        ("hostname", "host", "fqdn", "servername", "nodename"),
+        ("hostname", "host", "fqdn", "servername", "nodename", "name"),  # name: NetBox
         validate.hostname,
         bulk=bulkcheck.hostnames,
     ),
@@ -224,6 +232,15 @@ NO_INSTALL: dict[str, Any] = {}
 def header_key(text: str) -> str:
     """Header text reduced for alias matching: case, spaces and punctuation ignored."""
     return re.sub(r"[^a-z0-9/]", "", text.lower())
+
+
+def export_only() -> frozenset[str]:
+    """Header keys of the columns ``bmprov export`` adds (stage, IP, dates; NetBox's status,
+    role...): ignored on import without the "unknown column" warning, so that an exported
+    sheet imports back cleanly."""
+    from bmprov.exporting import EXPORT_ONLY  # noqa: PLC0415
+
+    return frozenset(header_key(h) for h in EXPORT_ONLY)
 
 
 def alias_index() -> dict[str, Column]:

@@ -21,6 +21,7 @@ from bmprov.importing.columns import (
     Column,
     SheetRow,
     alias_index,
+    export_only,
     header_key,
 )
 from bmprov.importing.duplicates import check_duplicates
@@ -104,6 +105,7 @@ def check_sheet(data: Sheet, config: Config) -> ReadResult:
     """Validate every row of a sheet that has been read: located problems, never a DB access."""
     name = data.file
     index = alias_index()
+    ignored = export_only()
     problems: list[Problem] = []
     columns: list[tuple[int, Column, str]] = []
     unknown: list[str] = []
@@ -113,7 +115,8 @@ def check_sheet(data: Sheet, config: Config) -> ReadResult:
             continue
         col = index.get(header_key(text))
         if col is None:
-            unknown.append(clip(text) or "")  # a 100 kB header cell is not echoed
+            if header_key(text) not in ignored:
+                unknown.append(clip(text) or "")  # a 100 kB header cell is not echoed
         elif col.field in seen:
             problems.append(
                 Problem(

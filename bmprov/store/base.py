@@ -226,6 +226,15 @@ class Store(ABC):
         history row each, in one transaction. Returns the ids moved (a node another process
         moved meanwhile is left alone)."""
 
+    @abstractmethod
+    def record_events(self, events: Sequence[tuple[Node, str]], command: str) -> None:
+        """Append one history row per ``(node, what was done)`` that is not a stage change
+        (a repair by ``reconcile --fix``): from and to are the node's current stage."""
+
+    @abstractmethod
+    def iter_history(self) -> Iterator[tuple[int, str, str, str | None]]:
+        """Every history row as (node id, to_stage, at, reason), oldest first (streamed)."""
+
     # -- import -----------------------------------------------------------------------------
 
     @abstractmethod

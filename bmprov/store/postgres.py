@@ -158,6 +158,22 @@ class PostgresStore(PgInstalls, Store):
             )
         return done
 
+    def record_events(self, events: Sequence[tuple[Node, str]], command: str) -> None:
+        """History rows for repairs (from = to = the node's stage), one ``COPY``."""
+        if not events:
+            return
+        now = utcnow()
+        with self.atomic():
+            self._copy(
+                "history",
+                _HISTORY_COLS,
+                ((n.id, n.serial, n.stage, n.stage, now, why, command) for n, why in events),
+            )
+
+    def iter_history(self) -> Iterator[tuple[int, str, str, str | None]]:
+        """Every history row, oldest first."""
+        yield from self.query("SELECT node_id, to_stage, at, reason FROM history ORDER BY id")
+
     # -- import -----------------------------------------------------------------------------
 
     def iter_node_columns(self, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:

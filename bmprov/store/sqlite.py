@@ -202,6 +202,23 @@ class StateDB(EventQueries, Store):
             )
         return done
 
+    def record_events(self, events: Sequence[tuple[Node, str]], command: str) -> None:
+        """History rows for repairs (from = to = the node's stage), in one transaction."""
+        if not events:
+            return
+        now = utcnow()
+        with self.atomic() as conn:
+            conn.executemany(
+                _HISTORY,
+                [(n.id, n.serial, n.stage, n.stage, now, why, command) for n, why in events],
+            )
+
+    def iter_history(self) -> Iterator[tuple[int, str, str, str | None]]:
+        """Every history row, oldest first, as plain tuples."""
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        yield from cur.execute("SELECT node_id, to_stage, at, reason FROM history ORDER BY id")
+
     # -- import -----------------------------------------------------------------------------
 
     def iter_node_columns(self, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
