@@ -7,9 +7,9 @@ boot tree or a BMC. With them every repair of a node is one history row (``recon
 …``), written when its plane is done. A run holds the site lock (:mod:`bmprov.runlock`) like
 ``advance``, so it never interleaves with an advance or another reconcile (safe under cron).
 
-Extension point: a new check appends itself to its plane's list. The ``state`` plane (nodes
-stuck in a stage longer than its timeout, expired install tokens) is empty until the serve
-issue adds those checks; they get the same :class:`Context` (``ctx.fix``: mark failed).
+Extension point: a new check appends itself to its plane's list. The ``state`` plane
+(:mod:`.state`) finds nodes stuck in a stage longer than its timeout (``--fix``: failed, as
+``bmprov timeouts`` does) and install tokens that expired while their node waits.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from bmprov.reconcile.bmc import check_bmcs
 from bmprov.reconcile.bootfiles import check_boot_files
 from bmprov.reconcile.dhcp import check_reservations, read_server
 from bmprov.reconcile.findings import Check, Context, Finding, Report
+from bmprov.reconcile.state import check_timeouts, check_tokens
 from bmprov.runlock import site_lock
 from bmprov.store import Store
 
 log = logging.getLogger(__name__)
 
 PLANES: dict[str, list[Check]] = {
-    "state": [],  # stage timeouts, install tokens: added with `bmprov serve`
+    "state": [check_timeouts, check_tokens],
     "boot": [check_boot_files],
     "dhcp": [check_reservations],
     "bmc": [check_bmcs],

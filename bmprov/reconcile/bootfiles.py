@@ -21,12 +21,15 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from bmprov import tokens
 from bmprov.boot.sync import fingerprint, stale_files, wants_install
+from bmprov.boot.tokenctx import InstallTokens
 from bmprov.boot.writer import NodeFileWriter
-from bmprov.errors import BmprovError
+from bmprov.errors import BmprovError, ConfigError
 from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
 from bmprov.reconcile.findings import Context, Finding
+from bmprov.serve.settings import serve_url
 from bmprov.store import BootRecord, RenderRow
 
 PLANE = "boot"
@@ -39,6 +42,8 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
     writer.check()
     digest = writer.digest()
     prior = ctx.db.boot_records()
+    writer.tokens = _tokens(ctx)
+    installs = writer.tokens.installs if writer.tokens else {}
     serials = {n.serial for n in ctx.nodes}
     rows = [r for r in ctx.db.render_rows() if r.serial in serials and r.macs]
     install_dir = writer.settings.http_root / writer.settings.install_dir
@@ -49,7 +54,8 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
         before = prior.get(row.id)
         cleared = before.cleared_at if before else None
         install = wants_install(row, cleared)
-        new = fingerprint(digest, install, row)
+        current = installs.get(row.id) if install else None
+        new = fingerprint(digest, install, row, current.id if current else None)
         changed = before is not None and before.fingerprint != new  # no record: never rendered
         node = _node(row)
         found = list(_node_findings(writer, node, install, changed, present, install_dir))
@@ -66,6 +72,16 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
     known_serials = {n.serial for n in ctx.all_nodes}
     for path in stale_files(writer.settings, known_macs, known_serials):
         yield _orphan(ctx, path)
+
+
+def _tokens(ctx: Context) -> InstallTokens | None:
+    """The tokens the files were rendered with: each node's open install (never a new one,
+    and the site secret is not created: a read-only run writes nothing)."""
+    try:
+        secret = tokens.load_secret(ctx.config, create=False)
+    except ConfigError:
+        return None  # no secret yet: no token was ever issued
+    return InstallTokens(serve_url(ctx.config), secret, ctx.db.current_installs())
 
 
 def _node_findings(

@@ -17,6 +17,7 @@ from typing import Any
 from bmprov import lifecycle
 from bmprov import states as st
 from bmprov.config import Config
+from bmprov.nodes import Node
 from bmprov.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,17 @@ class TimedOut:
 
 def check_timeouts(config: Config, db: Store, now: datetime | None = None) -> list[TimedOut]:
     """Fail every node past its stage's timeout; the nodes failed (none moved twice)."""
+    return fail_late(db, find_late(config, db, now))
+
+
+def find_late(
+    config: Config, db: Store, now: datetime | None = None
+) -> list[tuple[Node, TimedOut]]:
+    """The nodes past their stage's timeout, and what they wait for (reads only)."""
     limits = config.settings.serve.timeouts
     moment = now or datetime.now(UTC)
     installs = db.current_installs()
-    late: list[tuple[Any, TimedOut]] = []
+    late: list[tuple[Node, TimedOut]] = []
     for stage in (st.OS_PROVISIONING, st.INSTALLING):
         limit = limits.get(stage)
         if limit is None:
@@ -61,6 +69,12 @@ def check_timeouts(config: Config, db: Store, now: datetime | None = None) -> li
                 since = install.progress_at
             if since and moment - _parse(since) > limit:
                 late.append((node, TimedOut(node.serial, stage, progress + 1, since)))
+    return late
+
+
+def fail_late(db: Store, late: list[tuple[Node, TimedOut]]) -> list[TimedOut]:
+    """Move late nodes to *failed* and end their installs, in one transaction (compare-and-set:
+    a node that moved meanwhile, say its callback just arrived, is left alone)."""
     if not late:
         return []
     reasons = {node.id: reasons_text(t) for node, t in late}
