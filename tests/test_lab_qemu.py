@@ -15,7 +15,7 @@ wrote (2 machines: BIOS/pxelinux and UEFI/OVMF-PXE/GRUB; TCG):
 4. ``lab down`` leaves no process and no namespace.
 
 Until ``bmprov serve`` exists, the lab's own HTTP stand-in (bmprov/lab/web.py) records the
-callbacks; the token comes from ``[boot] kernel_args`` here (serve will issue one per install).
+callbacks; the token is the one networking issued for the node's install, on its boot entry.
 """
 
 from __future__ import annotations
@@ -47,7 +47,20 @@ pytestmark = [
 LAB_PORT = PORT_BASE + 700
 INSTALL_TIMEOUT = 240.0  # TCG: 25-40 s from power-on to stage 5; 130 s at load average 9+
 DISK_TIMEOUT = 150.0
-TOKEN = "labtoken-" + os.urandom(8).hex()
+
+
+def install_tokens(config: Path) -> dict[str, str]:
+    """serial → the token bmprov put on the node's boot entry (derived from its open install)."""
+    from bmprov import tokens
+    from bmprov.config import load_config
+    from bmprov.store import open_state
+
+    site = load_config(config)
+    secret = tokens.load_secret(site, create=False)
+    with open_state(site.state_path) as db:
+        return {
+            i.serial: tokens.token_for(secret, i).reveal() for i in db.current_installs().values()
+        }
 
 
 def wait_for(what: str, cond, timeout: float, lab: Path) -> None:
@@ -91,9 +104,6 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
         text = config.read_text()
         args = '"console=ttyS0,115200", "panic=-1", "quiet"'
         assert args in text
-        config.write_text(text.replace(
-            args, f'{args}, "bmprov.url=http://10.239.0.1:8080", "bmprov.token={TOKEN}"'
-        ))  # fmt: skip
         c = ("--config", config)
         ok(cli(*c, "import", lab / "purchases.csv"))
         ok(cli(*c, "advance", "--stage", "mounting", "--all"))
@@ -102,6 +112,7 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
         ips = {serial: nodes[serial]["ip"] for serial in machines}
         assert all(n["stage"] == "os_provisioning" for n in nodes.values())
         assert (lab / "tftp/labinst/vmlinuz").exists()  # media add of the stand-in ISO
+        token = install_tokens(config)  # networking issued one per node, on its boot entry
 
         t1 = time.monotonic()
         ok(cli(*c, "power", "cycle", "--bootdev", "pxe", "--all"))
@@ -109,8 +120,8 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
                  lambda: all("5" in stages(lab).get(s, []) for s in machines),
                  INSTALL_TIMEOUT, lab)  # fmt: skip
         install_s = time.monotonic() - t1
-        digest = hashlib.sha256(TOKEN.encode()).hexdigest()[:16]
         for serial, m in machines.items():
+            digest = hashlib.sha256(token[serial].encode()).hexdigest()[:16]
             cbs = [cb for cb in read_jsonl(lab / "callbacks.jsonl") if cb["serial"] == serial]
             assert [cb["stage"] for cb in cbs] == ["1", "2", "3", "4", "5"], cbs
             assert {cb["client"] for cb in cbs} == {ips[serial]}  # the reserved address
@@ -122,7 +133,7 @@ def test_lab_pxe_install_via_virtual_bmcs_then_local_disk(cli, tmp_path: Path) -
             assert f"INSTALLER serial={serial}" in console
             assert re.search(r"INSTALL-FILE [1-9]\d* bytes", console)
             assert "LOCALDISK-BOOTED BMPROV-INSTALLED" in console and "firstboot=pending" in console
-            assert TOKEN not in console  # neither the kernel (quiet) nor the stand-in
+            assert token[serial] not in console  # neither the kernel (quiet) nor the stand-in
             leases = (lab / "logs/dhcpd.log").read_text()
             assert f"DHCPACK on {ips[serial]} to {m['mac']}" in leases
         calls = read_jsonl(lab / "vbmc.jsonl")

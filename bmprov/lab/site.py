@@ -58,6 +58,8 @@ def write_config(lab: LabState, omapi_secret: str) -> Path:
         f'\n[boot.os.{OS_NAME}]\ninstall = "kickstart"\n'
         f'\n[[pools]]\nname = "lab"\nsubnet = "{netns.SUBNET}"\ngateway = "{netns.SERVER}"\n'
         f'range = ["{POOL[0]}", "{POOL[1]}"]\n'
+        # the guests call back to the lab's HTTP endpoint (bmprov serve's place, docs/lab.md)
+        f'\n[serve]\nurl = "http://{netns.SERVER}:{services.HTTP_PORT}"\n'
     )
     atomic_write(config, text)
     load_config(config)  # what lab up wrote must itself be a valid site
