@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
+from bmprov import sites
 from bmprov import states as st
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node, Selection, check_stage, select_nodes
@@ -133,7 +134,10 @@ def _advance(
 ) -> BatchResult:
     batch = BatchResult(action=f"advance:{target}")
     report = _reporter(batch, progress)
-    nodes = select_nodes(ctx.db, selection)
+    nodes = select_nodes(ctx.db, sites.within(selection, ctx.config.site))
+    work = sites.host_work(target)
+    if work:
+        sites.refuse_foreign(nodes, ctx.config.site, f"advance --stage {target}", work)
     log.info("advance → %s: %d node(s) selected", target, len(nodes))
     explicit = bool(selection.serials)
     plan = _plan(nodes, target, explicit, dry_run, report, unlock)

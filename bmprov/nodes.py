@@ -102,10 +102,12 @@ class Selection:
     site: str | None = None
     all: bool = False
     automated_only: bool = False
+    all_sites: bool = False  # --all-sites: not kept to the host's site (:mod:`bmprov.sites`)
 
     def is_empty(self) -> bool:
         """True when no criterion was given at all."""
-        return not (self.serials or self.from_stage or self.rack or self.site or self.all)
+        chosen = self.serials or self.from_stage or self.rack or self.site
+        return not (chosen or self.all or self.all_sites)
 
 
 def list_nodes(db: Store, stage: str | None = None) -> list[Node]:
@@ -140,7 +142,7 @@ def find_by_mac(db: Store, mac: str) -> Node | None:
 def select_nodes(db: Store, selection: Selection) -> list[Node]:
     """The nodes a batch acts on. Unknown serials are an :class:`InputError`."""
     if selection.is_empty():
-        raise InputError("select nodes with --serial, --from, --rack, --site or --all")
+        raise InputError("select nodes with --serial, --from, --rack, --site, --all or --all-sites")
     if selection.from_stage is not None:
         check_stage(selection.from_stage, "--from")
     nodes = db.load_nodes(selection)

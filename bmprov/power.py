@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bmprov import sites
 from bmprov.config import Config
 from bmprov.credentials import CredentialStore
 from bmprov.drivers import (
@@ -34,9 +35,12 @@ from bmprov.drivers import (
 )
 from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised_map
 from bmprov.errors import BmprovError
-from bmprov.nodes import Node
+from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, ResultCode
 from bmprov.waves import DEFAULT_WAVE_INTERVAL, DEFAULT_WAVE_SIZE, Clock, in_waves
+
+if TYPE_CHECKING:
+    from bmprov.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,25 @@ class _Run:
     stagger: Stagger
     dry_run: bool
     section: dict[str, Any] = field(default_factory=dict)
+
+
+def select_power_nodes(
+    db: Store,
+    selection: Selection,
+    home: str | None,
+    action: PowerAction | None,
+    bootdev: BootDevice | None,
+) -> list[Node]:
+    """The nodes a power command acts on, kept to the host's site (:mod:`bmprov.sites`).
+
+    Only ``power status`` (it reads) may reach another site's nodes: anything else commands
+    their BMCs from this host, which is not on that site's management network.
+    """
+    nodes = select_nodes(db, sites.within(selection, home))
+    if action is not None or bootdev is not None:
+        verb = f"power {action.value}" if action else f"boot {bootdev.value if bootdev else ''}"
+        sites.refuse_foreign(nodes, home, verb, "commands their BMCs from this host")
+    return nodes
 
 
 def run_power(

@@ -270,7 +270,7 @@ def test_two_sites_networking_at_once_on_overlapping_pools(
     env = {**os.environ, "BMPROV_CONFIG": str(configs[0])}
     subprocess.run([BMPROV, "import", sheet], check=True, env=env, capture_output=True)
     subprocess.run(
-        [BMPROV, "advance", "--stage", "mounting", "--all"],
+        [BMPROV, "advance", "--stage", "mounting", "--all-sites"],
         check=True,
         env=env,
         capture_output=True,

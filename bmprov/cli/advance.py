@@ -8,20 +8,12 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import (
-    AllOpt,
-    DryRunOpt,
-    FromOpt,
-    JsonOpt,
-    MaxNodesOpt,
-    RackOpt,
-    SerialOpt,
-    SiteOpt,
-)
-from bmprov.cli.select import selection as make_selection
+from bmprov.cli.select import ANY, DryRunOpt, JsonOpt, MaxNodesOpt, selecting
+from bmprov.nodes import Selection
 
 
 @app.command("advance")
+@selecting
 def advance_cmd(
     ctx: typer.Context,
     stage: Annotated[
@@ -33,11 +25,7 @@ def advance_cmd(
             show_default=False,
         ),
     ],
-    serial: SerialOpt = None,
-    from_stage: FromOpt = None,
-    rack: RackOpt = None,
-    site: SiteOpt = None,
-    all_nodes: AllOpt = False,
+    select: Selection = ANY,
     dry_run: DryRunOpt = False,
     max_nodes: MaxNodesOpt = None,
     as_json: JsonOpt = False,
@@ -54,6 +42,11 @@ def advance_cmd(
     only move nodes forward; going back needs --serial. A deployed node is locked: only
     [bold]bmprov reinstall[/] sends it back to PXE. Power-cycling more than \[power] max_nodes
     nodes (os_provisioning with automatic power) needs --max-nodes.
+
+    When the config names this host's `site`, selections stay on that site (--all: all of
+    its nodes); --all-sites widens only moves that change nothing on this host (mounting,
+    installing, wiping...). Another site's nodes never enter networking, os_provisioning,
+    deployed or decommissioning here: that would write this host's DHCP and boot files.
     """
     from bmprov.lifecycle import advance  # noqa: PLC0415
     from bmprov.stages import ActionContext  # noqa: PLC0415
@@ -63,7 +56,7 @@ def advance_cmd(
     with output.progress_bar(f"advance → {stage}", enabled=not as_json) as bar:
         batch = advance(
             action_ctx,
-            make_selection(serial, from_stage, rack, site, all_nodes, action_ctx.config.site),
+            select,
             stage,
             dry_run=dry_run,
             max_nodes=max_nodes,

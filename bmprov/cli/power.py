@@ -8,18 +8,9 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import (
-    AllOpt,
-    DryRunOpt,
-    FromOpt,
-    JsonOpt,
-    MaxNodesOpt,
-    RackOpt,
-    SerialOpt,
-    SiteOpt,
-)
-from bmprov.cli.select import selection as make_selection
+from bmprov.cli.select import ANY, DryRunOpt, JsonOpt, MaxNodesOpt, selecting
 from bmprov.drivers.base import BootDevice, PowerAction
+from bmprov.nodes import Selection
 
 power_app = typer.Typer(
     help="Power control through each node's BMC (IPMI, Redfish, Wake-on-LAN).",
@@ -72,7 +63,7 @@ def _run(
     bootdev: BootDevice | None = None,
     persistent: bool = False,
     uefi: bool | None = None,
-    select: tuple[list[str] | None, str | None, str | None, str | None, bool],
+    select: Selection = ANY,
     concurrency: int | None,
     stagger: float | None,
     dry_run: bool,
@@ -86,8 +77,13 @@ def _run(
     """
     from dataclasses import replace  # noqa: PLC0415
 
-    from bmprov.nodes import select_nodes  # noqa: PLC0415
-    from bmprov.power import POWER_ON_ACTIONS, PowerRequest, default_uefi, run_power  # noqa: PLC0415
+    from bmprov.power import (  # noqa: PLC0415
+        POWER_ON_ACTIONS,
+        PowerRequest,
+        default_uefi,
+        run_power,
+        select_power_nodes,
+    )
     from bmprov.waves import check_blast_radius  # noqa: PLC0415
 
     state = obj(ctx)
@@ -97,7 +93,7 @@ def _run(
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
-    nodes = select_nodes(state.db(), make_selection(*select, state.config().site))
+    nodes = select_power_nodes(state.db(), select, config.site, action, bootdev)
     if action in POWER_ON_ACTIONS:
         check_blast_radius(len(nodes), settings.max_nodes, max_nodes, f"power {action}")
     request = PowerRequest(
@@ -125,13 +121,10 @@ def _run(
 
 
 @power_app.command("status")
+@selecting
 def status_cmd(
     ctx: typer.Context,
-    serial: SerialOpt = None,
-    from_stage: FromOpt = None,
-    rack: RackOpt = None,
-    site: SiteOpt = None,
-    all_nodes: AllOpt = False,
+    select: Selection = ANY,
     concurrency: ConcurrencyOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -141,7 +134,7 @@ def status_cmd(
         ctx,
         None,
         status=True,
-        select=(serial, from_stage, rack, site, all_nodes),
+        select=select,
         concurrency=concurrency,
         stagger=None,
         dry_run=dry_run,
@@ -157,11 +150,7 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
         bootdev: BootdevOpt = None,
         persistent: PersistentOpt = False,
         uefi: UefiOpt = None,
-        serial: SerialOpt = None,
-        from_stage: FromOpt = None,
-        rack: RackOpt = None,
-        site: SiteOpt = None,
-        all_nodes: AllOpt = False,
+        select: Selection = ANY,
         concurrency: ConcurrencyOpt = None,
         stagger: StaggerOpt = None,
         dry_run: DryRunOpt = False,
@@ -174,7 +163,7 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
             bootdev=bootdev,
             persistent=persistent,
             uefi=uefi,
-            select=(serial, from_stage, rack, site, all_nodes),
+            select=select,
             concurrency=concurrency,
             stagger=stagger,
             dry_run=dry_run,
@@ -183,7 +172,7 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
         )
 
     command.__doc__ = doc
-    power_app.command(action.value)(command)
+    power_app.command(action.value)(selecting(command))
 
 
 _power_on_like(
@@ -198,17 +187,14 @@ _power_on_like(PowerAction.RESET, "Hard-reset selected nodes (no effect on a nod
 
 
 @power_app.command("off")
+@selecting
 def off_cmd(
     ctx: typer.Context,
     soft: Annotated[
         bool,
         typer.Option("--soft", help="Ask the OS to shut down (ACPI) instead of cutting power."),
     ] = False,
-    serial: SerialOpt = None,
-    from_stage: FromOpt = None,
-    rack: RackOpt = None,
-    site: SiteOpt = None,
-    all_nodes: AllOpt = False,
+    select: Selection = ANY,
     concurrency: ConcurrencyOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -217,7 +203,7 @@ def off_cmd(
     _run(
         ctx,
         PowerAction.SOFT_OFF if soft else PowerAction.OFF,
-        select=(serial, from_stage, rack, site, all_nodes),
+        select=select,
         concurrency=concurrency,
         stagger=None,
         dry_run=dry_run,
@@ -226,6 +212,7 @@ def off_cmd(
 
 
 @app.command("boot")
+@selecting
 def boot_cmd(
     ctx: typer.Context,
     device: Annotated[
@@ -233,11 +220,7 @@ def boot_cmd(
     ],
     persistent: PersistentOpt = False,
     uefi: UefiOpt = None,
-    serial: SerialOpt = None,
-    from_stage: FromOpt = None,
-    rack: RackOpt = None,
-    site: SiteOpt = None,
-    all_nodes: AllOpt = False,
+    select: Selection = ANY,
     concurrency: ConcurrencyOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -249,7 +232,7 @@ def boot_cmd(
         bootdev=device,
         persistent=persistent,
         uefi=uefi,
-        select=(serial, from_stage, rack, site, all_nodes),
+        select=select,
         concurrency=concurrency,
         stagger=None,
         dry_run=dry_run,

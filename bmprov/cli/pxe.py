@@ -8,7 +8,7 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import JsonOpt, SiteOpt
+from bmprov.cli.select import AllOpt, AllSitesOpt, JsonOpt, SiteOpt
 
 pxe_app = typer.Typer(help="PXE boot entries (pxelinux, GRUB, iPXE).", no_args_is_help=True)
 ks_app = typer.Typer(help="OS install files (kickstart, preseed, autoinstall).")
@@ -30,22 +30,24 @@ def render_cmd(
         bool, typer.Option("--force", help="Re-render every node (still writes only changes).")
     ] = False,
     site: SiteOpt = None,
-    all_sites: Annotated[
-        bool, typer.Option("--all", help="Every site's nodes (when the config names a site).")
-    ] = False,
+    all_nodes: AllOpt = False,
+    all_sites: AllSitesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write every node's boot entries and install files; only files whose bytes change.
 
     Nodes in networking, os_provisioning or installing get install entries; every other node
     with a MAC gets local-boot entries. When the config names this host's `site`, only that
-    site's nodes (--site or --all widens it). Exit 1 if any node failed.
+    site's nodes (--all means the same); another site's files are its own host's work, so
+    --all-sites and --site OTHER are refused there. Exit 1 if any node failed.
     """
     from bmprov.boot.sync import render_all  # noqa: PLC0415
+    from bmprov.sites import host_scope  # noqa: PLC0415
 
+    del all_nodes  # every node of the scope is rendered anyway
     state = obj(ctx)
     config = state.config()
-    scope = site or (None if all_sites else config.site)
+    scope = host_scope(config.site, site, all_sites, "pxe render", "writes this host's boot tree")
     report = render_all(config, state.db(), prune=prune, remove=yes, force=force, site=scope)
     if as_json:
         output.print_json(report.to_dict())

@@ -12,7 +12,7 @@ import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import JsonOpt, SiteOpt
+from bmprov.cli.select import AllSitesOpt, JsonOpt, SiteOpt
 
 if TYPE_CHECKING:
     from bmprov.reconcile import Report
@@ -36,6 +36,7 @@ def reconcile_cmd(
         typer.Option("--prune", help="Remove orphans: reservations and files no node owns."),
     ] = False,
     site: SiteOpt = None,
+    all_sites: AllSitesOpt = False,
     no_bmc: Annotated[
         bool, typer.Option("--no-bmc", help="Skip the BMCs (power state, boot device).")
     ] = False,
@@ -50,11 +51,18 @@ def reconcile_cmd(
     states and reservations bmprov did not make are only reported. Exit 0: clean (or every
     finding repaired); 1: drift remains; 2: bad input. Holds the same lock as advance, so it
     is safe to run from cron next to other bmprov commands.
+
+    When the config names this host's `site`, only that site's nodes are compared (its DHCP
+    server, boot tree and BMCs are this host's); --all-sites and --site OTHER are refused.
     """
     from bmprov.reconcile import reconcile  # noqa: PLC0415
+    from bmprov.sites import host_scope  # noqa: PLC0415
 
     state = obj(ctx)
-    report = reconcile(state.config(), state.db(), fix=fix, prune=prune, site=site, bmc=not no_bmc)
+    config = state.config()
+    why = "compares nodes with this host's DHCP server, boot tree and BMCs"
+    scope = host_scope(config.site, site, all_sites, "reconcile", why)
+    report = reconcile(config, state.db(), fix=fix, prune=prune, site=scope, bmc=not no_bmc)
     if syslog:
         _to_syslog(report)
     if as_json:

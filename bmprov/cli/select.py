@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +27,19 @@ RackOpt = Annotated[
 SiteOpt = Annotated[
     str | None, typer.Option("--site", help="Only nodes at this site.", show_default=False)
 ]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every node (the other filters still apply).")]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all", help="Every node of this host's site (of all, if it names none); filters apply."
+    ),
+]
+AllSitesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-sites",
+        help="Every node of every site (only where nothing on this host is touched).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
@@ -43,20 +57,51 @@ MaxNodesOpt = Annotated[
 ]
 
 
-def selection(
-    serial: list[str] | None,
-    from_stage: str | None,
-    rack: str | None,
-    site: str | None,
-    all_nodes: bool,
-    home_site: str | None = None,
-) -> Selection:
-    """A :class:`Selection` from the shared options, kept to ``home_site`` (the config's
-    ``site``) unless it names serials, a ``--site`` or ``--all``: on a host that shares its
-    state with other sites, ``--from mounting`` means this site's nodes in mounting."""
-    chosen = Selection(
-        serials=tuple(serial or ()), from_stage=from_stage, rack=rack, site=site, all=all_nodes
-    )
-    if home_site and not chosen.is_empty() and not (site or all_nodes or serial):
-        return replace(chosen, site=home_site)
-    return chosen
+ANY = Selection()
+"""The placeholder default of a ``select`` parameter :func:`selecting` fills in."""
+
+_SELECT: tuple[tuple[str, Any, Any], ...] = (
+    ("serial", SerialOpt, None),
+    ("from_stage", FromOpt, None),
+    ("rack", RackOpt, None),
+    ("site", SiteOpt, None),
+    ("all_nodes", AllOpt, False),
+    ("all_sites", AllSitesOpt, False),
+)
+
+
+def selecting(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the node-selection options (--serial, --from, --rack, --site, --all,
+    --all-sites) in place of its ``select: Selection`` parameter.
+
+    The :class:`Selection` is as typed; keeping it to the host's site is the library's work
+    (:func:`bmprov.sites.within`).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("select")
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
+        for name, hint, default in _SELECT
+    ]
+    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[at + 1 :]]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        serial, from_stage, rack, site, all_nodes, all_sites = (
+            kwargs.pop(name) for name, _, _ in _SELECT
+        )
+        kwargs["select"] = Selection(
+            serials=tuple(serial or ()),
+            from_stage=from_stage,
+            rack=rack,
+            site=site,
+            all=all_nodes or all_sites,
+            all_sites=all_sites,
+        )
+        command(*args, **kwargs)
+
+    merged = [*params[:at], *options, *rest]
+    wrapper.__signature__ = signature.replace(parameters=merged)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in merged}
+    return wrapper
