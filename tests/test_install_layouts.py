@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import fcntl
 import logging
 import shutil
 from pathlib import Path
@@ -82,6 +83,26 @@ def test_preseeds_pass_debconf_checkonly(writer, scheme) -> None:
     text = install_file(writer, node("debian12", scheme, SCHEMES[scheme] + 1))
     assert partman.debconf_checkonly(text) is None
     assert partman.debconf_checkonly("d-i partman-auto/method\n") is not None
+
+
+@pytest.mark.skipif(shutil.which("debconf-set-selections") is None, reason="needs debconf")
+def test_debconf_checkonly_does_not_share_a_locked_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another debconf program holding the database made --checkonly exit 1, silently (seen
+    when several suites or `ks validate` runs overlap): the check uses a private database."""
+    conf = tmp_path / "debconf.conf"
+    conf.write_text(
+        f"Config: c\nTemplates: t\n\nName: c\nDriver: File\nFilename: {tmp_path}/config.dat\n\n"
+        f"Name: t\nDriver: File\nFilename: {tmp_path}/templates.dat\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DEBCONF_SYSTEMRC", str(conf))  # the database a plain run would use...
+    (tmp_path / "config.dat").touch()
+    with (tmp_path / "config.dat").open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # ...is locked by "another debconf program"
+        assert partman.debconf_checkonly("d-i debian-installer/locale string en_US\n") is None
+        assert "Unknown type" in str(partman.debconf_checkonly("d-i foo/bar nosuchtype x\n"))
 
 
 @settings(

@@ -11,11 +11,13 @@ GRUB on every boot disk, and the data array at the scheme's level with its membe
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bmprov.install.disklayout import DiskLayout
 
@@ -192,19 +194,45 @@ def _check_raid(values: dict[str, str], on_disk: list[RecipePart], layout: DiskL
         raise ValueError("/boot is not mirrored over every boot disk")
 
 
+_DEBCONF_CONF = """Config: configdb
+Templates: templatedb
+
+Name: configdb
+Driver: File
+Filename: {dir}/config.dat
+
+Name: templatedb
+Driver: File
+Filename: {dir}/templates.dat
+"""
+"""A debconf.conf whose two databases live in a private directory (debconf.conf(5))."""
+
+
 def debconf_checkonly(text: str) -> str | None:
     """Run ``debconf-set-selections --checkonly`` on ``text``: None if it passes, else why.
+
+    Against a private, empty debconf database (``DEBCONF_SYSTEMRC`` naming a throw-away
+    ``debconf.conf``): the system's ``/var/cache/debconf`` is locked by any other debconf
+    program, and a locked database made ``--checkonly`` exit 1 without a word (seen when
+    several ``ks validate`` or test runs overlap). The check only parses lines; it needs no
+    templates or answers.
 
     :raises FileNotFoundError: debconf-set-selections is not installed.
     """
     program = shutil.which("debconf-set-selections")
     if program is None:
         raise FileNotFoundError("debconf-set-selections (Debian package debconf) is not installed")
-    with tempfile.NamedTemporaryFile("w", suffix=".preseed", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        result = subprocess.run(  # fixed program, a file we wrote
-            [program, "--checkonly", handle.name], capture_output=True, text=True, check=False
+    with tempfile.TemporaryDirectory(prefix="bmprov-debconf-") as tmp:
+        private = Path(tmp)
+        (private / "debconf.conf").write_text(_DEBCONF_CONF.format(dir=private), encoding="utf-8")
+        (private / "file.preseed").write_text(text, encoding="utf-8")
+        env = {**os.environ, "DEBCONF_SYSTEMRC": str(private / "debconf.conf")}
+        result = subprocess.run(  # fixed program, files we wrote
+            [program, "--checkonly", str(private / "file.preseed")],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
         )
     if result.returncode == 0 and not result.stderr.strip():
         return None
