@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bmprov.config import load_config
-from bmprov.dhcp import DhcpSettings
+from bmprov.dhcp import DhcpSettings, open_backend
 from bmprov.dhcp.export import server_view
+from bmprov.dhcp.kea import KeaBackend
 from bmprov.importing import import_sheet
 from bmprov.lifecycle import advance
 from bmprov.netdetect import NetworkSettings
@@ -160,3 +161,51 @@ def test_kea_config_reload(tmp_path) -> None:
         )
         node = run_networking(config, topo)
         check_client(topo, tmp_path, node, root)
+
+
+def test_kea_reloads_a_file_a_killed_batch_wrote(tmp_path, monkeypatch) -> None:
+    """A batch killed between writing kea-dhcp4.conf and config-reload left a file Kea did not
+    run; the next batch found its reservation already in the file, wrote nothing and never
+    reloaded (a reservation missing from Kea after a kill round, test_faults_peers)."""
+    with peers.topology(MAC, net=14) as topo:
+        root = tftp_root(tmp_path)
+        peers.start_kea(topo, tmp_path)
+        config = make_site(
+            tmp_path,
+            topo,
+            "kea",
+            f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
+            f'socket = "{tmp_path / "kea.sock"}"',
+            root,
+        )
+        settings = DhcpSettings.from_config(config)
+        ip = topo.subnet.rsplit(".", 1)[0] + ".77"
+        want = settings.reservation(MAC, ip, "node42", "node42")
+
+        def running() -> set[tuple[str, str]]:
+            got = KeaBackend(settings).command("config-get")["arguments"]["Dhcp4"]["subnet4"]
+            return {(r["hw-address"], r["ip-address"]) for s in got for r in s["reservations"]}
+
+        real = KeaBackend.command
+
+        def killed(self: KeaBackend, name: str) -> dict:
+            if name == "config-reload":
+                raise KeyboardInterrupt  # SIGKILL right after the file was written
+            return real(self, name)
+
+        backend = open_backend(settings)
+        backend.open()
+        backend.add(want)
+        monkeypatch.setattr(KeaBackend, "command", killed)
+        with pytest.raises(KeyboardInterrupt):
+            backend.commit()
+        backend.close()
+        monkeypatch.setattr(KeaBackend, "command", real)
+        assert MAC in (tmp_path / "kea-dhcp4.conf").read_text()
+        assert (MAC, ip) not in running()  # the file has it, Kea does not
+        again = open_backend(settings)
+        again.open()
+        assert again.add(want) is False  # already in the file: nothing to change...
+        again.commit()
+        assert (MAC, ip) in running()  # ...but Kea was reloaded
+        assert not KeaBackend(settings).reload_mark.exists()

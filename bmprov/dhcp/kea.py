@@ -6,6 +6,11 @@ Debian's Kea 2.2 has no ``host_cmds`` hook, so reservations live in the config f
 put back so the file always matches what Kea runs. ``config-get`` then reads the result back.
 The whole read-modify-write-reload runs under ``.kea-dhcp4.conf.lock`` (see
 :mod:`bmprov.dhcp.table`), so two batches never reload each other's stale copy.
+
+A batch killed between writing the file and Kea's reload leaves a file Kea does not run; the
+next batch would read it, find its reservations already there and write (and reload) nothing.
+``.kea-dhcp4.conf.reload`` marks that window: a batch that finds it reloads Kea even when it
+changes nothing itself.
 """
 
 from __future__ import annotations
@@ -114,9 +119,21 @@ class KeaBackend(TableBackend):
         return self.config_path.with_name(f".{self.config_path.name}.lock")
 
     @property
+    def reload_mark(self) -> Path:
+        """Present from before the file is written until Kea runs what it holds."""
+        return self.config_path.with_name(f".{self.config_path.name}.reload")
+
+    @property
     def where(self) -> str:
         """This backend in messages."""
         return f"Kea ({self.config_path})"
+
+    def open(self) -> None:
+        """Lock and load; a file a killed batch wrote but never reloaded is reloaded on commit."""
+        super().open()
+        if self.reload_mark.exists():
+            log.warning("%s: the file was written but Kea never reloaded it; reloading", self.where)
+            self._dirty = True
 
     def _document(self) -> dict[str, Any]:
         try:
@@ -161,12 +178,14 @@ class KeaBackend(TableBackend):
             if subnet is not None and res.mac not in present:
                 subnet["reservations"].append(to_kea(res))
         old = self.config_path.read_bytes()
+        self.reload_mark.touch()
         atomic_write(self.config_path, json.dumps(self._doc, indent=2) + "\n", mode=0o640)
         try:
             self.command("config-reload")
-        except DriverError:
+        except DriverError:  # the old file back; the mark stays: the next batch reloads it
             atomic_write(self.config_path, old, mode=0o640)
             raise
+        self.reload_mark.unlink()  # Kea runs what the file holds
         self._verify(reservations)
 
     def _verify(self, reservations: list[Reservation]) -> None:
