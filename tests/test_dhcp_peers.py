@@ -146,19 +146,20 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
         assert dnsmasq.poll() is None  # survived the SIGHUP (no set: tags in host lines)
 
 
+def kea_site(tmp_path: Path, topo: peers.Topology, root: Path):
+    """A site on the kea backend, its config and control socket in ``tmp_path``."""
+    section = (
+        f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\nsocket = "{tmp_path / "kea.sock"}"'
+    )
+    return make_site(tmp_path, topo, "kea", section, root)
+
+
 def test_kea_config_reload(tmp_path) -> None:
     with peers.topology(MAC, net=13) as topo:
         root = tftp_root(tmp_path)
         peers.start_kea(topo, tmp_path)
         peers.start_tftpd(topo, root, tmp_path)
-        config = make_site(
-            tmp_path,
-            topo,
-            "kea",
-            f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
-            f'socket = "{tmp_path / "kea.sock"}"',
-            root,
-        )
+        config = kea_site(tmp_path, topo, root)
         node = run_networking(config, topo)
         check_client(topo, tmp_path, node, root)
 
@@ -170,14 +171,7 @@ def test_kea_reloads_a_file_a_killed_batch_wrote(tmp_path, monkeypatch) -> None:
     with peers.topology(MAC, net=14) as topo:
         root = tftp_root(tmp_path)
         peers.start_kea(topo, tmp_path)
-        config = make_site(
-            tmp_path,
-            topo,
-            "kea",
-            f'[dhcp.kea]\nconfig = "{tmp_path / "kea-dhcp4.conf"}"\n'
-            f'socket = "{tmp_path / "kea.sock"}"',
-            root,
-        )
+        config = kea_site(tmp_path, topo, root)
         settings = DhcpSettings.from_config(config)
         ip = topo.subnet.rsplit(".", 1)[0] + ".77"
         want = settings.reservation(MAC, ip, "node42", "node42")
