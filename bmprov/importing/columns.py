@@ -29,6 +29,14 @@ class Column:
     bulk: bulkcheck.BulkCheck | None = None  # whole-column fast path
 
 
+def install_column(
+    field: str, aliases: tuple[str, ...], parse: Callable[[str], Any], *, cached: bool = True
+) -> Column:
+    """A column kept with the node's install options (most values repeat per rack or model:
+    ``cached`` validates each distinct cell once)."""
+    return Column(field, aliases, parse, target="install", cached=cached)
+
+
 COLUMNS: list[Column] = [
     Column(
         "serial",
@@ -141,76 +149,55 @@ COLUMNS: list[Column] = [
         validate.bmc_type,
         cached=True,
     ),
-    # OS install options (bmprov.install.options); a plain root password is hashed here.
-    Column(
+    # OS install options (bmprov.install.options); a plain root password is hashed here
+    # (each distinct cell once: SHA-512 crypt is slow on purpose).
+    install_column(
         "root_password_hash",
         ("rootpassword", "rootpw", "rootpass", "rootpasswordhash", "rootpwhash"),
         install_options.root_password,
-        target="install",
-        cached=True,  # hash each distinct cell once (SHA-512 crypt is slow on purpose)
     ),
-    Column(
+    install_column(
         "ssh_key",
         ("sshkey", "sshpublickey", "publickey", "authorizedkey", "rootsshkey"),
         install_options.ssh_key,
-        target="install",
+        cached=False,
     ),
-    Column(
+    install_column(
         "partition_scheme",
         ("partitionscheme", "partitioning", "partitionlayout", "diskscheme", "raid", "storage"),
         install_options.partition_scheme,
-        target="install",
-        cached=True,
     ),
-    Column(
+    install_column(
         "disks",
         ("diskcount", "numdisks", "disknumber", "drives", "drivecount"),
         install_options.disk_count,
-        target="install",
-        cached=True,
     ),
-    Column(
+    install_column(
         "post_script",
         ("postscript", "postinstall", "postinstallscript"),
         install_options.post_script,
-        target="install",
-        cached=True,
     ),
     # Hardware facts for the OS catalogue (bmprov.facts), kept with the install options.
-    Column(
+    install_column(
         "ram_gb",
         ("ram", "ramgb", "memory", "memorygb", "mem", "memgb", "ramsize", "memorysize"),
         facts.ram_gb,
-        target="install",
-        cached=True,
     ),
-    Column(
+    install_column(
         "disk_gb",
         ("disk", "diskgb", "disksize", "disksizegb", "diskcapacity", "osdisk", "bootdisk"),
         facts.disk_gb,
-        target="install",
-        cached=True,
     ),
-    Column(
-        "gpus",
-        ("gpu", "gpucount", "numgpus", "gpunumber"),
-        facts.gpus,
-        target="install",
-        cached=True,
-    ),
-    Column(
+    install_column("gpus", ("gpu", "gpucount", "numgpus", "gpunumber"), facts.gpus),
+    install_column(
         "post_install_url",
         ("postinstallurl", "completionurl", "deployedurl", "webhook", "webhookurl"),
         install_options.post_install_url,
-        target="install",
-        cached=True,
     ),
-    Column(
+    install_column(
         "callback_url",
         ("callbackurl", "callback", "postinstallcallback", "postinstallcallbackurl", "notifyurl"),
         install_options.callback_url,
-        target="install",
-        cached=True,
     ),
 ]
 """Known columns. Features add their own (install options) by appending here."""
