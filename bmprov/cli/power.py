@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
 from bmprov.cli import output
 from bmprov.cli.app import app, obj
-from bmprov.cli.select import ANY, DryRunOpt, JsonOpt, MaxNodesOpt, selecting
+from bmprov.cli.select import ANY, DryRunOpt, JsonOpt, MaxNodesOpt, grouped, selecting
 from bmprov.drivers.base import BootDevice, PowerAction
 from bmprov.nodes import Selection
 
@@ -55,19 +56,40 @@ StaggerOpt = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The options every power command takes besides its selection."""
+
+    concurrency: int | None
+    dry_run: bool
+    as_json: bool
+
+
+batched = grouped(
+    "batch",
+    (
+        ("concurrency", ConcurrencyOpt, None),
+        ("dry_run", DryRunOpt, False),
+        ("as_json", JsonOpt, False),
+    ),
+    Batch,
+)
+"""Give a power command --concurrency, --dry-run and --json as its ``batch: Batch``."""
+NO_BATCH = Batch(None, dry_run=False, as_json=False)
+"""The placeholder default of a ``batch`` parameter :func:`batched` fills in."""
+
+
 def _run(
     ctx: typer.Context,
     action: PowerAction | None,
+    select: Selection,
+    batch: Batch,
     *,
     status: bool = False,
     bootdev: BootDevice | None = None,
     persistent: bool = False,
     uefi: bool | None = None,
-    select: Selection = ANY,
-    concurrency: int | None,
-    stagger: float | None,
-    dry_run: bool,
-    as_json: bool,
+    stagger: float | None = None,
     max_nodes: int | None = None,
 ) -> None:
     """Select, run the batch, print the table or JSON, exit 1 if any node failed.
@@ -89,8 +111,8 @@ def _run(
     state = obj(ctx)
     config = state.config()
     settings = config.settings.power
-    if concurrency is not None:
-        settings = replace(settings, concurrency=concurrency)
+    if batch.concurrency is not None:
+        settings = replace(settings, concurrency=batch.concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
     nodes = select_power_nodes(state.db(), select, config.site, action, bootdev)
@@ -103,43 +125,29 @@ def _run(
         uefi=default_uefi(config) if uefi is None else uefi,
         status=status,
     )
-    with output.progress_bar(request.label, enabled=not as_json) as bar:
-        batch = run_power(
+    with output.progress_bar(request.label, enabled=not batch.as_json) as bar:
+        result = run_power(
             config,
             nodes,
             request,
             settings=settings,
-            dry_run=dry_run,
+            dry_run=batch.dry_run,
             progress=bar.advance,
             on_total=bar.total,
         )
-    if as_json:
-        output.print_json(batch.to_dict())
+    if batch.as_json:
+        output.print_json(result.to_dict())
     else:
-        output.batch_table(batch)
-    raise typer.Exit(int(batch.exit_code))
+        output.batch_table(result)
+    raise typer.Exit(int(result.exit_code))
 
 
 @power_app.command("status")
 @selecting
-def status_cmd(
-    ctx: typer.Context,
-    select: Selection = ANY,
-    concurrency: ConcurrencyOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
+@batched
+def status_cmd(ctx: typer.Context, select: Selection = ANY, batch: Batch = NO_BATCH) -> None:
     """Read each selected node's power state from its BMC."""
-    _run(
-        ctx,
-        None,
-        status=True,
-        select=select,
-        concurrency=concurrency,
-        stagger=None,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
+    _run(ctx, None, select, batch, status=True)
 
 
 def _power_on_like(action: PowerAction, doc: str) -> None:
@@ -151,28 +159,24 @@ def _power_on_like(action: PowerAction, doc: str) -> None:
         persistent: PersistentOpt = False,
         uefi: UefiOpt = None,
         select: Selection = ANY,
-        concurrency: ConcurrencyOpt = None,
+        batch: Batch = NO_BATCH,
         stagger: StaggerOpt = None,
-        dry_run: DryRunOpt = False,
         max_nodes: MaxNodesOpt = None,
-        as_json: JsonOpt = False,
     ) -> None:
         _run(
             ctx,
             action,
+            select,
+            batch,
             bootdev=bootdev,
             persistent=persistent,
             uefi=uefi,
-            select=select,
-            concurrency=concurrency,
             stagger=stagger,
-            dry_run=dry_run,
-            as_json=as_json,
             max_nodes=max_nodes,
         )
 
     command.__doc__ = doc
-    power_app.command(action.value)(selecting(command))
+    power_app.command(action.value)(selecting(batched(command)))
 
 
 _power_on_like(
@@ -188,6 +192,7 @@ _power_on_like(PowerAction.RESET, "Hard-reset selected nodes (no effect on a nod
 
 @power_app.command("off")
 @selecting
+@batched
 def off_cmd(
     ctx: typer.Context,
     soft: Annotated[
@@ -195,24 +200,15 @@ def off_cmd(
         typer.Option("--soft", help="Ask the OS to shut down (ACPI) instead of cutting power."),
     ] = False,
     select: Selection = ANY,
-    concurrency: ConcurrencyOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
+    batch: Batch = NO_BATCH,
 ) -> None:
     """Power selected nodes off (hard), or request a shutdown with --soft."""
-    _run(
-        ctx,
-        PowerAction.SOFT_OFF if soft else PowerAction.OFF,
-        select=select,
-        concurrency=concurrency,
-        stagger=None,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
+    _run(ctx, PowerAction.SOFT_OFF if soft else PowerAction.OFF, select, batch)
 
 
 @app.command("boot")
 @selecting
+@batched
 def boot_cmd(
     ctx: typer.Context,
     device: Annotated[
@@ -221,20 +217,7 @@ def boot_cmd(
     persistent: PersistentOpt = False,
     uefi: UefiOpt = None,
     select: Selection = ANY,
-    concurrency: ConcurrencyOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
+    batch: Batch = NO_BATCH,
 ) -> None:
     """Set the next boot device (every boot with --persistent) and read it back from the BMC."""
-    _run(
-        ctx,
-        None,
-        bootdev=device,
-        persistent=persistent,
-        uefi=uefi,
-        select=select,
-        concurrency=concurrency,
-        stagger=None,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
+    _run(ctx, None, select, batch, bootdev=device, persistent=persistent, uefi=uefi)

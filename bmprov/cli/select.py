@@ -57,10 +57,13 @@ MaxNodesOpt = Annotated[
 ]
 
 
+Fields = tuple[tuple[str, Any, Any], ...]
+"""Options a command shares: (parameter name, ``Annotated`` option type, default) each."""
+
 ANY = Selection()
 """The placeholder default of a ``select`` parameter :func:`selecting` fills in."""
 
-_SELECT: tuple[tuple[str, Any, Any], ...] = (
+SELECT_FIELDS: Fields = (
     ("serial", SerialOpt, None),
     ("from_stage", FromOpt, None),
     ("rack", RackOpt, None),
@@ -70,38 +73,57 @@ _SELECT: tuple[tuple[str, Any, Any], ...] = (
 )
 
 
-def selecting(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command`` the node-selection options (--serial, --from, --rack, --site, --all,
-    --all-sites) in place of its ``select: Selection`` parameter.
+def grouped(
+    param: str, fields: Fields, build: Callable[..., Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator giving a command the options ``fields`` in place of its parameter
+    ``param``, which receives ``build(**those options)``: options several commands share are
+    declared once."""
 
-    The :class:`Selection` is as typed; keeping it to the host's site is the library's work
-    (:func:`bmprov.sites.within`).
-    """
-    signature = inspect.signature(command, eval_str=True)
-    params = list(signature.parameters.values())
-    at = [p.name for p in params].index("select")
-    options = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
-        for name, hint, default in _SELECT
-    ]
-    rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[at + 1 :]]
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index(param)
+        kind = inspect.Parameter.KEYWORD_ONLY
+        options = [
+            inspect.Parameter(name, kind, default=default, annotation=hint)
+            for name, hint, default in fields
+        ]
+        rest = [p.replace(kind=kind) for p in params[at + 1 :]]
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        serial, from_stage, rack, site, all_nodes, all_sites = (
-            kwargs.pop(name) for name, _, _ in _SELECT
-        )
-        kwargs["select"] = Selection(
-            serials=tuple(serial or ()),
-            from_stage=from_stage,
-            rack=rack,
-            site=site,
-            all=all_nodes or all_sites,
-            all_sites=all_sites,
-        )
-        command(*args, **kwargs)
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            kwargs[param] = build(**{name: kwargs.pop(name) for name, _, _ in fields})
+            command(*args, **kwargs)
 
-    merged = [*params[:at], *options, *rest]
-    wrapper.__signature__ = signature.replace(parameters=merged)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in merged}
-    return wrapper
+        merged = [*params[:at], *options, *rest]
+        wrapper.__signature__ = signature.replace(parameters=merged)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in merged}
+        return wrapper
+
+    return decorate
+
+
+def _selection(
+    serial: list[str] | None,
+    from_stage: str | None,
+    rack: str | None,
+    site: str | None,
+    all_nodes: bool,
+    all_sites: bool,
+) -> Selection:
+    """The :class:`Selection` as typed; keeping it to the host's site is the library's work
+    (:func:`bmprov.sites.within`)."""
+    return Selection(
+        serials=tuple(serial or ()),
+        from_stage=from_stage,
+        rack=rack,
+        site=site,
+        all=all_nodes or all_sites,
+        all_sites=all_sites,
+    )
+
+
+selecting = grouped("select", SELECT_FIELDS, _selection)
+"""Give a command the node-selection options (--serial, --from, --rack, --site, --all,
+--all-sites) in place of its ``select: Selection`` parameter."""
