@@ -17,12 +17,9 @@ from typing import Any
 from bmprov.errors import StateError, StateFileError
 from bmprov.nodes import Node, Selection
 from bmprov.store.base import (
-    INSTALL_COLUMNS,
     RENDER_COLUMNS,
     Addressed,
     BootRecord,
-    Event,
-    Install,
     NodeUpdate,
     RenderRow,
     Store,
@@ -338,90 +335,6 @@ class StateDB(EventQueries, Store):
             if not out or out[-1].node_id != r[0]:
                 out.append(Addressed(r[0], r[1], r[2], r[3], r[4]))
         return out
-
-    # -- installs and events ----------------------------------------------------------------
-
-    def open_installs(
-        self, nodes: Sequence[tuple[int, str, str | None]], expires_at: str
-    ) -> dict[int, Install]:
-        """Supersede open installs and start new ones, in one transaction."""
-        if not nodes:
-            return {}
-        now = utcnow()
-        ids = json.dumps([node_id for node_id, _, _ in nodes])
-        with self.atomic() as conn:
-            conn.execute(
-                "UPDATE installs SET ended_at = ?, end_reason = 'superseded'"
-                " WHERE ended_at IS NULL AND node_id IN (SELECT value FROM json_each(?))",
-                (now, ids),
-            )
-            conn.executemany(
-                "INSERT INTO installs(node_id, serial, os, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(node_id, serial, os, now, expires_at) for node_id, serial, os in nodes],
-            )
-            rows = conn.execute(
-                f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL"
-                " AND node_id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            ).fetchall()
-        return {r[1]: Install(*r) for r in rows}
-
-    def current_installs(self, node_ids: Iterable[int] | None = None) -> dict[int, Install]:
-        """node id → its open install."""
-        if node_ids is None:
-            rows = self.query(f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL")
-        else:
-            rows = self.query(
-                f"SELECT {INSTALL_COLUMNS} FROM installs WHERE ended_at IS NULL"
-                " AND node_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(node_ids)),),
-            )
-        return {r[1]: Install(*r) for r in rows}
-
-    def install(self, install_id: int) -> Install | None:
-        """One install by id."""
-        rows = self.query(f"SELECT {INSTALL_COLUMNS} FROM installs WHERE id = ?", (install_id,))
-        return Install(*rows[0]) if rows else None
-
-    def record_progress(self, install_id: int, progress: int) -> bool:
-        """Forward-only progress on an open install."""
-        with self.atomic() as conn:
-            cur = conn.execute(
-                "UPDATE installs SET progress = ?, progress_at = ?"
-                " WHERE id = ? AND ended_at IS NULL AND progress < ?",
-                (progress, utcnow(), install_id, progress),
-            )
-            return cur.rowcount == 1
-
-    def end_installs(self, node_ids: Iterable[int], reason: str) -> int:
-        """Close open installs."""
-        with self.atomic() as conn:
-            cur = conn.execute(
-                "UPDATE installs SET ended_at = ?, end_reason = ?"
-                " WHERE ended_at IS NULL AND node_id IN (SELECT value FROM json_each(?))",
-                (utcnow(), reason, json.dumps(list(node_ids))),
-            )
-            return cur.rowcount
-
-    def add_events(self, events: Sequence[Event]) -> None:
-        """Append events, stamped now."""
-        now = utcnow()
-        with self.atomic() as conn:
-            conn.executemany(
-                "INSERT INTO events(node_id, install_id, at, kind, detail, source)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(e.node_id, e.install_id, now, e.kind, e.detail, e.source) for e in events],
-            )
-
-    def events(self, node_id: int, limit: int = 100) -> list[Event]:
-        """A node's latest events, oldest first."""
-        rows = self.query(
-            "SELECT node_id, kind, detail, source, install_id, at, id FROM events"
-            " WHERE node_id = ? ORDER BY id DESC LIMIT ?",
-            (node_id, limit),
-        )
-        return [Event(*r) for r in reversed(rows)]
 
     # -- boot files -------------------------------------------------------------------------
 
