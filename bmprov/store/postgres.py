@@ -33,6 +33,12 @@ from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK
 _HISTORY_COLS = ("node_id", "serial", "from_stage", "to_stage", "at", "reason", "command")
 
 
+_RESERVE_IDS = (
+    "SELECT setval(s, nextval(s) + %s - 1) FROM pg_get_serial_sequence('nodes', 'id') AS s"
+)
+"""The last of a block of node ids taken from the sequence at once (the block ends at it)."""
+
+
 class PostgresStore(PgInstalls, Store):
     """bmprov's state in a PostgreSQL database."""
 
@@ -195,21 +201,19 @@ class PostgresStore(PgInstalls, Store):
         reason: str,
         command: str,
     ) -> None:
-        """Bulk insert: a block of ids from the sequence in one query, then ``COPY`` of the
-        nodes, their MACs and their first history rows."""
+        """Bulk insert: a block of ids reserved from the sequence, then ``COPY`` of the nodes,
+        their MACs and their first history rows.
+
+        The block is one ``setval`` under the import lock (every insert of nodes holds it), not
+        one ``nextval`` per row: 100,000 of those took 0.5-0.9 s of a 100,000-row import."""
         if not rows:
             return
         now = utcnow()
         serial_at = list(columns).index("serial")
         with self.atomic() as conn:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT nextval(pg_get_serial_sequence('nodes', 'id'))"
-                    " FROM generate_series(1, %s)",
-                    (len(rows),),
-                )
-            ]
+            self.lock(IMPORT_LOCK)
+            [(last,)] = conn.execute(_RESERVE_IDS, (len(rows),)).fetchall()
+            ids = range(last - len(rows) + 1, last + 1)
             cols = ("id", *columns, "stage", "created_at", "updated_at", "stage_changed_at")
             new = ((i, *row, stage, now, now, now) for i, row in zip(ids, rows, strict=True))
             self._copy("nodes", cols, new)
