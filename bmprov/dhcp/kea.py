@@ -9,8 +9,8 @@ The whole read-modify-write-reload runs under ``.kea-dhcp4.conf.lock`` (see
 
 A batch killed between writing the file and Kea's reload leaves a file Kea does not run; the
 next batch would read it, find its reservations already there and write (and reload) nothing.
-``.kea-dhcp4.conf.reload`` marks that window: a batch that finds it reloads Kea even when it
-changes nothing itself.
+``.kea-dhcp4.conf.reload`` marks that window (a reload Kea refuses puts the old file back and
+clears it): a batch that finds it reloads Kea even when it changes nothing itself.
 """
 
 from __future__ import annotations
@@ -182,10 +182,11 @@ class KeaBackend(TableBackend):
         atomic_write(self.config_path, json.dumps(self._doc, indent=2) + "\n", mode=0o640)
         try:
             self.command("config-reload")
-        except DriverError:  # the old file back; the mark stays: the next batch reloads it
+        except DriverError:  # refused or unreachable: the file Kea runs is put back
             atomic_write(self.config_path, old, mode=0o640)
+            self.reload_mark.unlink(missing_ok=True)
             raise
-        self.reload_mark.unlink()  # Kea runs what the file holds
+        self.reload_mark.unlink()  # Kea runs what the file holds (killed before: mark stays)
         self._verify(reservations)
 
     def _verify(self, reservations: list[Reservation]) -> None:
