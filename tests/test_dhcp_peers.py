@@ -146,6 +146,47 @@ def test_dnsmasq_hostsdir(tmp_path) -> None:
         assert dnsmasq.poll() is None  # survived the SIGHUP (no set: tags in host lines)
 
 
+def test_dnsmasq_never_edits_an_operators_hosts_file(tmp_path) -> None:
+    """A MAC the operator also pinned in a file of their own: leaving is refused with the file
+    and line (dnsmasq would go on serving it), their file untouched, the address kept; once
+    they delete the line, the re-run completes."""
+    with peers.topology(MAC, net=15) as topo:
+        root = tftp_root(tmp_path)
+        hostsdir = tmp_path / "hosts.d"
+        peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
+        config = make_site(
+            tmp_path,
+            topo,
+            "dnsmasq",
+            f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
+            root,
+        )
+        node = run_networking(config, topo)
+        operator = hostsdir / "pinned-by-hand"
+        text = f"# racks 1-4\n{MAC},{node.ip},node42\n"
+        operator.write_text(text)
+        with StateDB(config.state_path) as db:
+            db.conn.execute("UPDATE nodes SET stage = 'deployed'")
+            ctx = ActionContext(config, db, "advance")
+            batch = advance(ctx, Selection(all=True), "decommissioning")
+            [result] = batch.results
+            assert result.status == "failed"
+            assert f"{operator}:2" in result.message and "did not write" in result.message
+            assert get_node(db, "SRV42").ip == node.ip  # still reserved: the address stays held
+        assert operator.read_text() == text
+        assert (hostsdir / (MAC.replace(":", "-") + ".conf")).exists()  # nothing removed
+        subprocess.run(["ip", "-n", topo.cli, "addr", "flush", "dev", peers.CLI_IF], check=True)
+        assert peers.dhcp_client(topo, tmp_path).get("ip") == node.ip  # what dnsmasq serves
+        operator.write_text("# racks 1-4\n")  # the operator deletes the line
+        with StateDB(config.state_path) as db:
+            batch = advance(
+                ActionContext(config, db, "advance"), Selection(all=True), "decommissioning"
+            )
+            assert [r.status for r in batch.results] == ["ok"], batch.results
+            assert get_node(db, "SRV42").ip is None
+        assert sorted(p.name for p in hostsdir.glob("[!.]*")) == ["pinned-by-hand"]
+
+
 def kea_site(tmp_path: Path, topo: peers.Topology, root: Path):
     """A site on the kea backend, its config and control socket in ``tmp_path``."""
     section = (

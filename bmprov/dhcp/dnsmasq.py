@@ -6,6 +6,11 @@ written). A removal only takes effect on SIGHUP, sent once per batch to the pid 
 ``[dhcp.dnsmasq] pidfile``. Host lines never carry ``set:`` tags: dnsmasq 2.90 crashes on
 SIGHUP after such a line with an active lease is removed; pick the boot file in dnsmasq's own
 config (``dhcp-boot``, ``dhcp-match``) instead.
+
+bmprov writes and deletes only its own files (``aa-bb-cc-dd-ee-ff.conf``). A host line an
+operator keeps in another file of the hostsdir is read like any other, but never edited: a
+removal of that MAC is refused, naming the file and line, so the stale reservation neither
+survives silently nor is the operator's file rewritten behind their back.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class DnsmasqBackend(TableBackend):
     def __init__(self, settings: DhcpSettings) -> None:
         super().__init__(settings)
         self._hup = False
+        self._foreign: dict[str, list[str]] = {}  # MAC → "file:line" in files bmprov did not write
 
     @property
     def hostsdir(self) -> Path:
@@ -77,13 +83,18 @@ class DnsmasqBackend(TableBackend):
 
     def _load(self) -> list[Reservation]:
         found: list[Reservation] = []
+        self._foreign = {}
         try:
             files = sorted(p for p in self.hostsdir.iterdir() if not p.name.startswith("."))
             for path in files:
-                for line in path.read_text(encoding="utf-8").splitlines():
+                lines = path.read_text(encoding="utf-8").splitlines()
+                for number, line in enumerate(lines, 1):
                     res = parse_line(line)
-                    if res is not None:
-                        found.append(res)
+                    if res is None:
+                        continue
+                    found.append(res)
+                    if path != self.path_for(res.mac):
+                        self._foreign.setdefault(res.mac, []).append(f"{path}:{number}")
         except FileNotFoundError:
             raise DriverError(f"{self.where} does not exist") from None
         except OSError as exc:
@@ -100,7 +111,17 @@ class DnsmasqBackend(TableBackend):
         return changed
 
     def remove(self, mac: str) -> bool:
-        """Delete the host's file; dnsmasq forgets it on the SIGHUP sent by :meth:`commit`."""
+        """Delete the host's file; dnsmasq forgets it on the SIGHUP sent by :meth:`commit`.
+
+        :raises DriverError: (nothing removed) the MAC also has a line in a file bmprov did
+            not write: only the operator edits it.
+        """
+        if mac in self._foreign:
+            raise DriverError(
+                f"{self.where}: {mac} is also reserved at {', '.join(self._foreign[mac])}, "
+                "a file bmprov did not write; nothing removed: delete that line by hand "
+                "(bmprov never edits an operator's file), then re-run"
+            )
         if not super().remove(mac):
             return False
         try:
