@@ -116,19 +116,19 @@ def test_isc_dhcpd_over_omapi(tmp_path) -> None:
         assert 'server.filename = "pxelinux.0"' in leases
 
 
+def dnsmasq_site(tmp_path: Path, topo: peers.Topology, hostsdir: Path, root: Path):
+    """dnsmasq started on ``hostsdir`` and a site on the dnsmasq backend that signals it."""
+    peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
+    section = f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"'
+    return make_site(tmp_path, topo, "dnsmasq", section, root)
+
+
 @pytest.mark.slow  # includes a deliberate 2 s "no lease" probe
 def test_dnsmasq_hostsdir(tmp_path) -> None:
     with peers.topology(MAC, net=12) as topo:
         root = tftp_root(tmp_path)
         hostsdir = tmp_path / "hosts.d"
-        peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
-        config = make_site(
-            tmp_path,
-            topo,
-            "dnsmasq",
-            f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
-            root,
-        )
+        config = dnsmasq_site(tmp_path, topo, hostsdir, root)
         node = run_networking(config, topo)
         check_client(topo, tmp_path, node, root, options=False)
         dnsmasq = topo.procs[0]
@@ -153,14 +153,7 @@ def test_dnsmasq_never_edits_an_operators_hosts_file(tmp_path) -> None:
     with peers.topology(MAC, net=15) as topo:
         root = tftp_root(tmp_path)
         hostsdir = tmp_path / "hosts.d"
-        peers.start_dnsmasq(topo, tmp_path, hostsdir, root, BOOT_FILE)
-        config = make_site(
-            tmp_path,
-            topo,
-            "dnsmasq",
-            f'[dhcp.dnsmasq]\nhostsdir = "{hostsdir}"\npidfile = "{tmp_path / "dnsmasq.pid"}"',
-            root,
-        )
+        config = dnsmasq_site(tmp_path, topo, hostsdir, root)
         node = run_networking(config, topo)
         operator = hostsdir / "pinned-by-hand"
         text = f"# racks 1-4\n{MAC},{node.ip},node42\n"
