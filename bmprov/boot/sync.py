@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import states as st
-from bmprov.boot import tokenctx
+from bmprov.boot import digests, tokenctx
 from bmprov.boot.settings import BootSettings
 from bmprov.boot.tokenctx import InstallTokens
 from bmprov.boot.writer import NodeFileWriter
@@ -111,6 +111,7 @@ def render_all(
     clean_temps(writer.settings)  # before the listings: a leftover is never counted or listed
     report.written += writer.write_defaults()
     digest = writer.digest()
+    recorder = digests.attach(writer)
     rows = [row for row in _load_rows(db) if site is None or row.site == site]
     prior = _load_prior(db)
     writer.tokens = _tokens(config, db, rows, prior)
@@ -132,6 +133,7 @@ def render_all(
         if _render_one(writer, _node(row), install, report):
             updates.append((row.id, new, cleared))
     _save(db, updates)
+    recorder.save(db)
     _sync(report.written)
     log.info(
         "pxe render: %d node(s) with a MAC, %d file(s) written, %d up to date",
@@ -197,6 +199,7 @@ def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
     nodes = select_nodes(db, Selection(serials=wanted))
     writer = NodeFileWriter(config)
     digest = writer.digest()
+    recorder = digests.attach(writer)
     batch = BatchResult(action="pxe clear")
     cleared: list[tuple[int, str, str | None]] = []
     written: list[Path] = []
@@ -212,6 +215,7 @@ def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
         status: Status = "ok" if paths else "unchanged"
         batch.add(NodeResult(node.serial, status, node.stage, message))
     _save(db, cleared)
+    recorder.save(db)
     _sync(written)
     return batch
 
