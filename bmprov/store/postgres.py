@@ -29,12 +29,13 @@ from bmprov.store.base import (
 )
 from bmprov.store.pg_file_digests import PgFileDigests
 from bmprov.store.pg_installs import PgInstalls
+from bmprov.store.pg_runlock import PgRunLock
 from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK
 
 _HISTORY_COLS = ("node_id", "serial", "from_stage", "to_stage", "at", "reason", "command")
 
 
-class PostgresStore(PgInstalls, PgFileDigests, Store):
+class PostgresStore(PgInstalls, PgFileDigests, PgRunLock, Store):
     """bmprov's state in a PostgreSQL database."""
 
     backend = "postgresql"
