@@ -93,7 +93,9 @@ def _pg_lock(db: Any, site: str, timeout: float, shared: bool) -> Iterator[None]
     try:
         yield
     finally:
-        db.release_site_lock(site, shared=shared)
+        # a connection lost meanwhile took the lock with it; never hide the run's own error
+        with contextlib.suppress(StateError):
+            db.release_site_lock(site, shared=shared)
 
 
 def _wait(take: Callable[[], bool], timeout: float, error: Callable[[], Exception]) -> None:
