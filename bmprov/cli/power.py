@@ -103,7 +103,7 @@ def _run(
         POWER_ON_ACTIONS,
         PowerRequest,
         default_uefi,
-        run_power,
+        run_power_locked,
         select_power_nodes,
     )
     from bmprov.waves import check_blast_radius  # noqa: PLC0415
@@ -115,7 +115,8 @@ def _run(
         settings = replace(settings, concurrency=batch.concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
-    nodes = select_power_nodes(state.db(), select, config.site, action, bootdev)
+    db = state.db()
+    nodes = select_power_nodes(db, select, config.site, action, bootdev)
     if action in POWER_ON_ACTIONS:
         check_blast_radius(len(nodes), settings.max_nodes, max_nodes, f"power {action}")
     request = PowerRequest(
@@ -126,8 +127,9 @@ def _run(
         status=status,
     )
     with output.progress_bar(request.label, enabled=not batch.as_json) as bar:
-        result = run_power(
+        result = run_power_locked(
             config,
+            db,
             nodes,
             request,
             settings=settings,

@@ -27,7 +27,9 @@ from bmprov.store.base import (
     render_rows_from,
     utcnow,
 )
+from bmprov.store.pg_file_digests import PgFileDigests
 from bmprov.store.pg_installs import PgInstalls
+from bmprov.store.pg_runlock import PgRunLock
 from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK
 
 _HISTORY_COLS = ("node_id", "serial", "from_stage", "to_stage", "at", "reason", "command")
@@ -39,7 +41,7 @@ _RESERVE_IDS = (
 """The last of a block of node ids taken from the sequence at once (the block ends at it)."""
 
 
-class PostgresStore(PgInstalls, Store):
+class PostgresStore(PgInstalls, PgFileDigests, PgRunLock, Store):
     """bmprov's state in a PostgreSQL database."""
 
     backend = "postgresql"
