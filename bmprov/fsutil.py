@@ -19,8 +19,11 @@ gets a name only for the two system calls between ``linkat`` and ``rename``. Whe
 system has no ``O_TMPFILE`` (or /proc is missing), a named temp file is written instead. Either
 way the temp name is a dot-file ``.NAME.PID.tmp`` (``.NAME.PID.XXXXXXXX.tmp`` if taken), so
 daemons that scan a directory skip it and :func:`remove_stale_temps` can tell a dead writer's
-leftover from a live one's. The ``linkat`` is the price: ~20 µs per file on tmpfs, +25–30% of
-NodeFileWriter's CPU for fresh files (docs/boot-files.md); unchanged files cost nothing more.
+leftover from a live one's. The ``linkat`` cost ~20 µs per file on tmpfs (+25–30% of
+NodeFileWriter's CPU for fresh files, docs/boot-files.md) while every write went through a temp
+name; a file that does not exist yet (:func:`create_file`: a fresh boot tree, a new node) is now
+linked straight under its own name, which costs no more than the named temp file and rename
+did. Unchanged files cost nothing more.
 """
 
 from __future__ import annotations
@@ -128,6 +131,35 @@ def replace_file(path: str, raw: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def create_file(path: str, raw: bytes, mode: int = 0o644) -> None:
+    """:func:`replace_file` for a file that is not there yet (a fresh boot tree): the unnamed
+    file is linked under its own name, so it never has a temp name and needs no rename. If the
+    name was taken meanwhile (or the file system has no unnamed files), :func:`replace_file`.
+    """
+    directory = os.path.dirname(path) or "."  # noqa: PTH120  (str paths)
+    fd = -1
+    if UNNAMED_TEMPS and directory not in _named_only:
+        try:
+            fd = os.open(directory, _UNNAMED, mode)
+        except OSError as exc:
+            if exc.errno not in _NO_UNNAMED:
+                raise
+            _named_only.add(directory)
+    if fd < 0:
+        replace_file(path, raw, mode)
+        return
+    try:
+        _write_all(fd, raw, mode)
+        proc = _proc_fd()
+        if proc >= 0:
+            with contextlib.suppress(FileExistsError):  # made meanwhile: replaced below
+                os.link(str(fd), path, src_dir_fd=proc, follow_symlinks=True)
+                return
+    finally:
+        os.close(fd)
+    replace_file(path, raw, mode)
+
+
 def _write_all(fd: int, raw: bytes, mode: int) -> None:
     view = memoryview(raw)
     while view:
@@ -158,19 +190,27 @@ _proc_fds: dict[int, int] = {}
 
 def _link_unnamed(fd: int, directory: str, name: str) -> str:
     """Give the unnamed file a temp name (``linkat`` via /proc); "" if /proc is missing."""
+    proc = _proc_fd()
+    if proc < 0:
+        return ""
+    for tmp in _temp_names(directory, name):
+        try:  # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), not link()
+            os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temp name", os.path.join(directory, name))  # noqa: PTH118
+
+
+def _proc_fd() -> int:
+    """This process's open /proc/PID/fd directory (-1 without /proc)."""
     pid = os.getpid()
     if pid not in _proc_fds:
         try:
             _proc_fds[pid] = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
-            return ""
-    for tmp in _temp_names(directory, name):
-        try:  # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), not link()
-            os.link(str(fd), tmp, src_dir_fd=_proc_fds[pid], follow_symlinks=True)
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(errno.EEXIST, "no free temp name", os.path.join(directory, name))  # noqa: PTH118
+            return -1
+    return _proc_fds[pid]
 
 
 def stale_temps(directory: Path) -> list[Path]:

@@ -35,7 +35,7 @@ from bmprov.boot.settings import CMDLINE_ARG
 from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.fsutil import replace_file, update_file
+from bmprov.fsutil import create_file, update_file
 from bmprov.install import check as installcheck
 from bmprov.install import disklayout
 from bmprov.install.options import InstallOptions
@@ -387,7 +387,7 @@ class _Dirs:
         names = self._names[directory] if directory in self._names else self._touch(directory)
         try:
             if names is not None and name not in names:
-                replace_file(path, raw)
+                create_file(path, raw)
                 changed = True
             else:
                 changed = update_file(path, raw)
