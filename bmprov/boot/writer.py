@@ -37,7 +37,7 @@ from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
 from bmprov.fsutil import create_file, update_file
 from bmprov.install import check as installcheck
-from bmprov.install import disklayout
+from bmprov.install import checkcache, disklayout
 from bmprov.install.options import InstallOptions
 from bmprov.nodes import Node
 
@@ -74,7 +74,9 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
-        self._checked = installcheck.RenderCheck()
+        cache = config.path.parent / checkcache.FILE_NAME if config.path else None
+        self._checked = installcheck.RenderCheck(checkcache.CheckCache(cache, self.digest))
+        self._digest = ""
         self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it
 
     def check(self) -> None:
@@ -146,14 +148,13 @@ class NodeFileWriter:
         return [Path(p) for p in self._write(files)]
 
     def digest(self) -> str:
-        """Settings, install defaults and every template: what all fingerprints depend on."""
-        parts = (
-            self.settings.digest(),
-            repr(asdict(self.defaults)),
-            self.pxe.digest(),
-            self.ks.digest(),
-        )
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        """Settings, install defaults and every template: what all fingerprints depend on
+        (worked out once: templates are compiled once per writer too)."""
+        if not self._digest:
+            parts = [self.settings.digest(), repr(asdict(self.defaults))]
+            parts += (self.pxe.digest(), self.ks.digest())
+            self._digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        return self._digest
 
     # -- rendering (no writes) ------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class NodeFileWriter:
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
-        self._check_install(node, profile, context["layout"], files)
+        self._check_install(node, profile, context, next(iter(files.values())))
         if not entries:
             return files
         cmdline = self._cmdline(profile, context)
@@ -231,12 +232,13 @@ class NodeFileWriter:
         return self._install_options(node)
 
     def _check_install(
-        self, node: Node, profile: OsProfile, layout: disklayout.DiskLayout, files: dict[str, str]
+        self, node: Node, profile: OsProfile, context: dict[str, Any], text: str
     ) -> None:
+        template = self.ks.template(_install_names(profile))
+        callbacks = bool(context["bmprov_url"] and context["install_token"])
         try:
-            self._checked.check(profile, layout, next(iter(files.values())))
+            self._checked.check(profile, context["layout"], text, (template.name, callbacks))
         except ValueError as exc:
-            template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
             where = f"template {template.filename or template.name}: node {node.serial}"
             raise StepFailed("install file", f"{where}: {exc}") from None
 
@@ -319,7 +321,7 @@ class NodeFileWriter:
         self, node: Node, profile: OsProfile, context: dict[str, Any]
     ) -> dict[str, str]:
         base = f"{self._http}/{self.settings.install_dir}"
-        names = tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
+        names = _install_names(profile)
         if profile.install != "autoinstall":
             return {f"{base}/{node.serial}.cfg": self._ks(names, context)}
         return {
@@ -421,6 +423,11 @@ def _make_dir(directory: Path) -> bool:
     directory.mkdir(exist_ok=True)
     directory.chmod(0o755)
     return True
+
+
+def _install_names(profile: OsProfile) -> tuple[str, ...]:
+    """The install file's template, by preference: the OS's own, its bases', its kind's."""
+    return tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
 
 
 def _macs(node: Node) -> tuple[str, ...]:
