@@ -33,7 +33,7 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -213,12 +213,14 @@ def _proc_fd() -> int:
     return _proc_fds[pid]
 
 
-def stale_temps(directory: Path) -> list[Path]:
-    """Temp files in ``directory`` left by bmprov processes that no longer exist."""
-    try:
-        names = os.listdir(directory)  # noqa: PTH208  (names, not Paths: 10k entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+def stale_temps(directory: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Temp files in ``directory`` left by bmprov processes that no longer exist (``names``:
+    its listing, if the caller has one)."""
+    if names is None:
+        try:
+            names = os.listdir(directory)  # noqa: PTH208  (names, not Paths: 10k entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
     out = []
     for name in names:
         match = TEMP_NAME.fullmatch(name) if name[:1] == "." else None
@@ -227,11 +229,14 @@ def stale_temps(directory: Path) -> list[Path]:
     return out
 
 
-def remove_stale_temps(directories: Iterable[Path]) -> list[Path]:
-    """Delete dead writers' temp files; the paths removed. A live writer's are kept."""
+def remove_stale_temps(
+    directories: Iterable[Path], listed: Mapping[Path, Iterable[str]] | None = None
+) -> list[Path]:
+    """Delete dead writers' temp files; the paths removed. A live writer's are kept.
+    ``listed``: directory → names, for directories the caller listed already."""
     removed = []
     for directory in directories:
-        for path in stale_temps(directory):
+        for path in stale_temps(directory, (listed or {}).get(directory)):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 path.unlink()
                 removed.append(path)
