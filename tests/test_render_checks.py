@@ -47,7 +47,7 @@ def test_a_variant_is_checked_once_across_writers(tmp_path: Path, calls) -> None
     first.render_install(node(2, "alma9"), "10.20.0.51")  # the same template and layout
     first.render_install(node(3, "debian12"), "10.20.0.52")
     assert calls == ["kickstart", "preseed"]
-    assert (tmp_path / "site" / FILE_NAME).is_file()
+    assert (tmp_path / "site" / ".bmprov-cache" / FILE_NAME).is_file()
     again = NodeFileWriter(load_config(config.path))  # another process, as pxe render is
     again.render_install(node(4, "rocky9"), "10.20.0.53")
     assert calls == ["kickstart", "preseed"]

@@ -30,7 +30,7 @@ from typing import Any
 from bmprov import validate
 from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinux_name
 from bmprov.boot.osprofiles import OsProfile
-from bmprov.boot.render import Renderer, RenderError
+from bmprov.boot.render import Renderer, RenderError, cache_dir
 from bmprov.boot.settings import CMDLINE_ARG
 from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
@@ -74,7 +74,8 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
-        cache = config.path.parent / checkcache.FILE_NAME if config.path else None
+        cache = cache_dir(config)
+        cache = cache / checkcache.FILE_NAME if cache else None
         self._checked = installcheck.RenderCheck(checkcache.CheckCache(cache, self.digest))
         self._digest = ""
         self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it

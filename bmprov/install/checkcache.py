@@ -8,10 +8,11 @@ every forked file worker of a networking batch is a process of its own: checked 
 a one-node ``pxe render`` spent most of its time there and each file worker repeated every
 check of the batch.
 
-So a pass is remembered in a small file beside the site config (``.bmprov-render-checks``),
-one key per line. A key hashes the variant with everything the file's structure depends on:
-the writer's digest (settings, install defaults, every template), the validators (their
-source, the schema, pykickstart's and jsonschema's versions). Only passes are stored; a
+So a pass is remembered in a small file in the site's cache beside its config
+(``.bmprov-cache/render-checks``, :func:`bmprov.boot.render.cache_dir`), one key per line. A
+key hashes the variant with everything the file's structure depends on: the writer's digest
+(settings, install defaults, every template), the validators (their source, the schema,
+pykickstart's and jsonschema's versions). Only passes are stored; a
 failure is checked (and reported) again every time. Processes that need the same key wait for
 each other on a lock, so the workers of a batch check each variant once between them.
 A site without a config file, or a directory bmprov cannot write, checks per process.
@@ -33,7 +34,7 @@ from bmprov.resources import data_dir
 
 log = logging.getLogger(__name__)
 
-FILE_NAME = ".bmprov-render-checks"
+FILE_NAME = "render-checks"
 MAX_BYTES = 64 * 1024
 """Past this size the file is started afresh (old digests pile up as templates change)."""
 _VALIDATORS = ("check.py", "partman.py", "disklayout.py")
