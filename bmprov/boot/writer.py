@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import validate
-from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.names import (
+    EFI_LOADER,
+    LOADERS,
+    grub_name,
+    ipxe_name,
+    node_macs,
+    pxelinux_name,
+)
 from bmprov.boot.osprofiles import OsProfile
 from bmprov.boot.render import Renderer, RenderError, cache_dir
 from bmprov.boot.settings import CMDLINE_ARG
@@ -40,10 +47,6 @@ from bmprov.install import check as installcheck
 from bmprov.install import checkcache, disklayout
 from bmprov.install.options import InstallOptions
 from bmprov.nodes import Node
-
-_CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
-_ZERO_MAC = "00:00:00:00:00:00"
-
 
 _CLOUD_INIT = ("user-data", "meta-data")
 
@@ -169,7 +172,7 @@ class NodeFileWriter:
         return {Path(p): text for p, text in self._render_local(node).items()}
 
     def _render_install(self, node: Node, ip: str, entries: bool = True) -> dict[str, str]:
-        macs = _macs(node)
+        macs = node_macs(node)
         profile = self.settings.profile(node.os)
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
@@ -190,7 +193,7 @@ class NodeFileWriter:
 
     def _render_local(self, node: Node) -> dict[str, str]:
         files: dict[str, str] = {}
-        for mac in _macs(node):
+        for mac in node_macs(node):
             mac_context = {**self._base, "mac": mac, "serial": node.serial}
             for loader, path in self._entries(mac):
                 files[path] = self._pxe(f"{loader}/local.j2", mac_context)
@@ -429,33 +432,6 @@ def _make_dir(directory: Path) -> bool:
 def _install_names(profile: OsProfile) -> tuple[str, ...]:
     """The install file's template, by preference: the OS's own, its bases', its kind's."""
     return tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
-
-
-def _macs(node: Node) -> tuple[str, ...]:
-    """The node's MACs, re-checked: they become file names (a stored value is not trusted)."""
-    _check_serial(node)
-    if not node.macs:
-        raise StepFailed("boot files", f"node {node.serial} has no MAC address")
-    for mac in node.macs:
-        if _CANONICAL_MAC.fullmatch(mac) and mac != _ZERO_MAC:
-            continue  # the common case, without validate.mac's notation search
-        try:
-            canonical = validate.mac(mac)
-        except ValueError as exc:
-            raise StepFailed("boot files", f"node {node.serial}: {exc}") from None
-        if canonical != mac:
-            raise StepFailed("boot files", f"node {node.serial}: MAC {mac!r} is not canonical")
-    return node.macs
-
-
-def _check_serial(node: Node) -> None:
-    """The serial names the install file: it must still be a valid serial."""
-    try:
-        canonical = validate.serial(node.serial)
-    except ValueError as exc:
-        raise StepFailed("install file", f"serial {node.serial!r}: {exc}") from None
-    if canonical != node.serial:
-        raise StepFailed("install file", f"serial {node.serial!r} has surrounding spaces")
 
 
 def _host_from_serial(serial: str) -> str:
