@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,24 @@ def test_a_changed_template_is_checked_again_and_a_failure_never_remembered(
         with pytest.raises(StepFailed, match="no root"):
             writer.render_install(node(1, "rocky9"), "10.0.0.5")
     assert calls == ["kickstart"] * 3
+
+
+def test_an_unusable_cache_never_fails_a_render(tmp_path: Path, monkeypatch) -> None:
+    """Damaged compiled templates and a cache that cannot be written (full disk, another
+    user's directory) only cost compiling again."""
+    config = load_config(init_site(tmp_path / "site").config_path)
+    NodeFileWriter(config).render_install(node(1, "debian12"), "10.20.0.50")
+    cache = tmp_path / "site" / ".bmprov-cache"
+    compiled = [p for p in cache.iterdir() if p.name.endswith(".cache")]
+    assert compiled
+    for path in compiled:
+        path.write_bytes(path.read_bytes()[:40])  # truncated
+    files = NodeFileWriter(config).render_install(node(2, "debian12"), "10.20.0.51")
+    assert any("SN2" in text for text in files.values())
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", full)
+    files = NodeFileWriter(config).render_install(node(3, "ubuntu-24.04"), "10.20.0.52")
+    assert any("SN3" in text for text in files.values())

@@ -22,6 +22,7 @@ Every failure is a :class:`RenderError` naming the template and line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import re
@@ -214,6 +215,23 @@ def cache_dir(config: Config) -> Path | None:
     return path
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's file cache, optional: a cache file that cannot be read or written (another
+    user's directory, a full disk, a damaged file) means compiling, never a failed render."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Load if possible; anything wrong with the file is a miss."""
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # marshal raises what it likes on a damaged file
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Store if possible."""
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
 class Renderer:
     """Cached templates of one kind, with the bmprov guards.
 
@@ -238,7 +256,7 @@ class Renderer:
             lstrip_blocks=True,
             finalize=guard,
             auto_reload=False,
-            bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)) if cache else None,
+            bytecode_cache=_BytecodeCache(str(cache)) if cache else None,
         )
         self.env.filters.update(FILTERS)
         self._selected: dict[tuple[str, ...], jinja2.Template] = {}
