@@ -311,7 +311,7 @@ def _remove(paths: list[Path]) -> list[Path]:
 def _names(directory: Path) -> set[str]:
     try:
         return set(os.listdir(directory))  # noqa: PTH208  (3× faster than iterdir on 10k names)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file in the way: writing reports it
         return set()
 
 
