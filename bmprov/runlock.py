@@ -9,9 +9,12 @@ other, serialised by those finer locks, as before), and ``reconcile`` holds it *
 while it reads and repairs, so a reconcile never interleaves with any of them or with another
 reconcile.
 
-* SQLite: ``flock`` on the state file itself (opened read-only): no new file, nothing written,
-  and independent of SQLite's own POSIX record locks (Linux keeps the two apart; ``flock``
-  belongs to this open file description, so SQLite closing its descriptors cannot drop it).
+* SQLite: ``flock`` on ``<state file>.lock`` beside the state file (made empty on first use,
+  never written). **Not** on the state file itself: closing *any* descriptor of a file drops
+  every POSIX record lock the process holds on it, SQLite's included, so a long-running process
+  (``bmprov serve``, whose completions advance nodes) lost its shared lock on the database, and
+  another process closing its connection then deleted the WAL under it: serve's later commits
+  went to a deleted file and were lost (seen in the lab, issue 15; ``tests/test_runlock.py``).
 * PostgreSQL: a session-level advisory lock on the store's connection, keyed by the site
   (:mod:`bmprov.store.pg_runlock`): hosts of other sites sharing the database never wait.
 
@@ -46,6 +49,11 @@ class SiteLocked(LockedError):
         )
 
 
+def lock_file(state_path: Path) -> Path:
+    """``<state file>.lock``: the file a SQLite state's run lock is taken on."""
+    return state_path.with_name(state_path.name + ".lock")
+
+
 @contextlib.contextmanager
 def site_lock(
     db: Store, timeout: float, *, shared: bool = False, site: str | None = None
@@ -61,10 +69,13 @@ def site_lock(
     if not isinstance(path, Path):
         yield  # an in-memory or foreign store: nothing to lock
         return
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # the state layer reports a missing state file itself
+    if not path.exists():  # the state layer reports a missing state file itself
         yield
+        return
+    try:
+        fd = os.open(lock_file(path), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:  # a directory this user cannot write: it cannot write the
+        yield  # state either (SQLite needs the directory for its journal), so nothing to guard
         return
     try:
         mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
