@@ -6,6 +6,15 @@
    dhcpd in a bmpA- namespace, lease file and boot directory on tmpfs (/dev/shm), compared with
    the bare OMAPI adds of the same 10,000 hosts on a fresh dhcpd in the same run
    (target: total ≤ 2x bare; peak RSS ≤ 200 MB).
+
+Measured 2 Dec 2026 on the shared 2-core box (load 2.3-7, other helpers' suites; the wall ratio
+follows that load, the file workers' CPU does not), same window each:
+session-start code (9d1032b): 1.16x-2.23x bare, file workers 4.0-5.1 s CPU;
+main before the perf fixes (859db91): 2.11x-3.28x, workers 7.7-11.3 s;
+perf branch with main merged (install checks once per variant, new files linked in place,
+cheaper render guard, compiled-template cache; plus main's new per-node file digests): 1.78x-4.03x,
+workers 7.7-10.0 s. The remaining gap to the session-start code is the callback blocks in every
+install file (~+200 µs of render and write per node) and the digests main added afterwards.
 """
 
 from __future__ import annotations

@@ -19,8 +19,11 @@ gets a name only for the two system calls between ``linkat`` and ``rename``. Whe
 system has no ``O_TMPFILE`` (or /proc is missing), a named temp file is written instead. Either
 way the temp name is a dot-file ``.NAME.PID.tmp`` (``.NAME.PID.XXXXXXXX.tmp`` if taken), so
 daemons that scan a directory skip it and :func:`remove_stale_temps` can tell a dead writer's
-leftover from a live one's. The ``linkat`` is the price: ~20 µs per file on tmpfs, +25–30% of
-NodeFileWriter's CPU for fresh files (docs/boot-files.md); unchanged files cost nothing more.
+leftover from a live one's. The ``linkat`` cost ~20 µs per file on tmpfs (+25–30% of
+NodeFileWriter's CPU for fresh files, docs/boot-files.md) while every write went through a temp
+name; a file that does not exist yet (:func:`create_file`: a fresh boot tree, a new node) is now
+linked straight under its own name, which costs no more than the named temp file and rename
+did. Unchanged files cost nothing more.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -128,6 +131,35 @@ def replace_file(path: str, raw: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def create_file(path: str, raw: bytes, mode: int = 0o644) -> None:
+    """:func:`replace_file` for a file that is not there yet (a fresh boot tree): the unnamed
+    file is linked under its own name, so it never has a temp name and needs no rename. If the
+    name was taken meanwhile (or the file system has no unnamed files), :func:`replace_file`.
+    """
+    directory = os.path.dirname(path) or "."  # noqa: PTH120  (str paths)
+    fd = -1
+    if UNNAMED_TEMPS and directory not in _named_only:
+        try:
+            fd = os.open(directory, _UNNAMED, mode)
+        except OSError as exc:
+            if exc.errno not in _NO_UNNAMED:
+                raise
+            _named_only.add(directory)
+    if fd < 0:
+        replace_file(path, raw, mode)
+        return
+    try:
+        _write_all(fd, raw, mode)
+        proc = _proc_fd()
+        if proc >= 0:
+            with contextlib.suppress(FileExistsError):  # made meanwhile: replaced below
+                os.link(str(fd), path, src_dir_fd=proc, follow_symlinks=True)
+                return
+    finally:
+        os.close(fd)
+    replace_file(path, raw, mode)
+
+
 def _write_all(fd: int, raw: bytes, mode: int) -> None:
     view = memoryview(raw)
     while view:
@@ -158,27 +190,37 @@ _proc_fds: dict[int, int] = {}
 
 def _link_unnamed(fd: int, directory: str, name: str) -> str:
     """Give the unnamed file a temp name (``linkat`` via /proc); "" if /proc is missing."""
-    pid = os.getpid()
-    if pid not in _proc_fds:
-        try:
-            _proc_fds[pid] = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return ""
+    proc = _proc_fd()
+    if proc < 0:
+        return ""
     for tmp in _temp_names(directory, name):
         try:  # src_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), not link()
-            os.link(str(fd), tmp, src_dir_fd=_proc_fds[pid], follow_symlinks=True)
+            os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
         except FileExistsError:
             continue
         return tmp
     raise FileExistsError(errno.EEXIST, "no free temp name", os.path.join(directory, name))  # noqa: PTH118
 
 
-def stale_temps(directory: Path) -> list[Path]:
-    """Temp files in ``directory`` left by bmprov processes that no longer exist."""
-    try:
-        names = os.listdir(directory)  # noqa: PTH208  (names, not Paths: 10k entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+def _proc_fd() -> int:
+    """This process's open /proc/PID/fd directory (-1 without /proc)."""
+    pid = os.getpid()
+    if pid not in _proc_fds:
+        try:
+            _proc_fds[pid] = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+    return _proc_fds[pid]
+
+
+def stale_temps(directory: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Temp files in ``directory`` left by bmprov processes that no longer exist (``names``:
+    its listing, if the caller has one)."""
+    if names is None:
+        try:
+            names = os.listdir(directory)  # noqa: PTH208  (names, not Paths: 10k entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
     out = []
     for name in names:
         match = TEMP_NAME.fullmatch(name) if name[:1] == "." else None
@@ -187,11 +229,14 @@ def stale_temps(directory: Path) -> list[Path]:
     return out
 
 
-def remove_stale_temps(directories: Iterable[Path]) -> list[Path]:
-    """Delete dead writers' temp files; the paths removed. A live writer's are kept."""
+def remove_stale_temps(
+    directories: Iterable[Path], listed: Mapping[Path, Iterable[str]] | None = None
+) -> list[Path]:
+    """Delete dead writers' temp files; the paths removed. A live writer's are kept.
+    ``listed``: directory → names, for directories the caller listed already."""
     removed = []
     for directory in directories:
-        for path in stale_temps(directory):
+        for path in stale_temps(directory, (listed or {}).get(directory)):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 path.unlink()
                 removed.append(path)

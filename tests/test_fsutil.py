@@ -75,3 +75,26 @@ def test_holds(tmp_path: Path) -> None:
     assert fsutil.holds(str(target), b"x" * 100_000)
     assert not fsutil.holds(str(target), b"x" * 99_999 + b"y")
     assert not fsutil.holds(str(target / "below-a-file"), b"")
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_create_file_links_a_new_file_under_its_name(tmp_path: Path, monkeypatch, unnamed) -> None:
+    """A new file appears whole under its own name, 0644; a name taken meanwhile is replaced
+    (atomically), never written into; no temp file is left either way."""
+    monkeypatch.setattr(fsutil, "UNNAMED_TEMPS", unnamed)
+    old = os.umask(0o077)
+    try:
+        fsutil.create_file(str(tmp_path / "new"), b"one\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new").read_bytes() == b"one\n"
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o644
+    (tmp_path / "taken").write_bytes(b"someone else's\n")
+    reader = tmp_path / "reader"
+    os.link(tmp_path / "taken", reader)
+    fsutil.create_file(str(tmp_path / "taken"), b"two\n")
+    assert (tmp_path / "taken").read_bytes() == b"two\n"
+    assert reader.read_bytes() == b"someone else's\n"  # renamed over, not rewritten
+    assert sorted(os.listdir(tmp_path)) == ["new", "reader", "taken"]
+    with pytest.raises(FileNotFoundError):
+        fsutil.create_file(str(tmp_path / "missing" / "f"), b"x")

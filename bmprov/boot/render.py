@@ -22,6 +22,7 @@ Every failure is a :class:`RenderError` naming the template and line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import re
@@ -64,11 +65,23 @@ class TemplateInvalid(RenderError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class Clean(str):
+    """Text made so that it cannot hold a control character (base64, JSON): :func:`guard`
+    passes it without a scan. The callback blocks are 6-14 KB of base64 per install file, and
+    scanning them cost more than rendering the rest of the file."""
+
+    __slots__ = ()
+
+
 def guard(value: Any) -> Any:
     """``finalize`` hook: refuse any ``{{ }}`` result that holds a control character."""
+    if type(value) is Clean:
+        return value
     if value is None:
         raise ValueError("a value is None (missing)")
     text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case, ~4x faster than the search (same verdict)
+        return value
     match = _CONTROL.search(text)
     if match:
         raise ValueError(f"a value contains a control character ({match.group()!r})")
@@ -128,7 +141,15 @@ def _is_ip(text: str) -> bool:
 
 def b64(value: Any) -> str:
     """Base64 of a (multi-line) text block, to carry a script through a one-line context."""
-    return base64.b64encode(str(value).encode()).decode()
+    return Clean(base64.b64encode(str(value).encode()).decode())
+
+
+@jinja2.pass_eval_context
+def tojson(eval_ctx: jinja2.nodes.EvalContext, value: Any, indent: int | None = None) -> str:
+    """Jinja's ``tojson``, marked :class:`Clean` when it is: JSON escapes every C0 and (as
+    ``\\uXXXX``, ASCII output) C1 control character, so only DEL could be left in it."""
+    text = jinja2.filters.do_tojson(eval_ctx, value, indent)
+    return text if "\x7f" in text else Clean(text)
 
 
 def hostname(value: Any) -> str:
@@ -145,6 +166,7 @@ FILTERS = {
     "install_token": install_token,
     "serve_url": serve_url,
     "ssh_key": ssh_key,
+    "tojson": tojson,
 }
 
 
@@ -177,14 +199,54 @@ class _Environment(jinja2.Environment):
         return {**self.globals, **(d or {})}
 
 
+CACHE_DIR = ".bmprov-cache"
+
+
+def cache_dir(config: Config) -> Path | None:
+    """The site's cache beside its config file (0700): compiled templates and the install
+    checks passed. None without a config file or where it cannot be made (nothing cached)."""
+    if config.path is None:
+        return None
+    path = config.path.parent / CACHE_DIR
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's file cache, optional: a cache file that cannot be read or written (another
+    user's directory, a full disk, a damaged file) means compiling, never a failed render."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Load if possible; anything wrong with the file is a miss."""
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # marshal raises what it likes on a damaged file
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Store if possible."""
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
 class Renderer:
-    """Cached templates of one kind, with the bmprov guards."""
+    """Cached templates of one kind, with the bmprov guards.
+
+    Compiled templates are also kept in the site's :func:`cache_dir` (Jinja's bytecode cache,
+    keyed by each template's path and source): an install file with its callback blocks spans
+    some 20 templates, and compiling them cost a one-node ``pxe render`` more than the rest of
+    its work, in every process.
+    """
 
     def __init__(self, config: Config, kind: str) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown template kind {kind!r}")
         self.kind = kind
         self.dirs = search_path(config, kind)
+        cache = cache_dir(config)
         self.env = _Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             undefined=jinja2.StrictUndefined,
@@ -194,6 +256,7 @@ class Renderer:
             lstrip_blocks=True,
             finalize=guard,
             auto_reload=False,
+            bytecode_cache=_BytecodeCache(str(cache)) if cache else None,
         )
         self.env.filters.update(FILTERS)
         self._selected: dict[tuple[str, ...], jinja2.Template] = {}

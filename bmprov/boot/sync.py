@@ -117,28 +117,32 @@ def _render_all(
     writer = NodeFileWriter(config)
     writer.check()
     report = RenderReport()
-    clean_temps(writer.settings)  # before the listings: a leftover is never counted or listed
+    present = _Listing(writer.settings)
+    clean_temps(writer.settings, present.names)  # the listings serve the temp scan too
     report.written += writer.write_defaults()
     digest = writer.digest()
     recorder = digests.attach(writer)
     rows = [row for row in _load_rows(db) if site is None or row.site == site]
     prior = _load_prior(db)
-    writer.tokens = _tokens(config, db, rows, prior)
-    installs = writer.tokens.installs
-    present = _Listing(writer.settings)
-    updates: list[tuple[int, str, str | None]] = []
+    installs = _install_ids(config, db, rows, prior)
+    todo: list[tuple[RenderRow, bool, str, str | None]] = []
     for row in rows:
         if not row.macs:
             continue
         before = prior.get(row.id)
         cleared = before.cleared_at if before else None
         install = wants_install(row, cleared)
-        current = installs.get(row.id) if install else None
-        new = fingerprint(digest, install, row, current.id if current else None)
+        new = fingerprint(digest, install, row, installs.get(row.id) if install else None)
         same = not force and before is not None and before.fingerprint == new
         if same and present.has(writer.settings, row, install):
             report.unchanged += 1
-            continue
+        else:
+            todo.append((row, install, new, cleared))
+    # The full install rows (the token's inputs) of the few nodes rendered, not of all.
+    wanted = [row.id for row, install, _, _ in todo if install]
+    writer.tokens = InstallTokens.load(config, db.current_installs(wanted) if wanted else {})
+    updates: list[tuple[int, str, str | None]] = []
+    for row, install, new, cleared in todo:
         if _render_one(writer, _node(row), install, report):
             updates.append((row.id, new, cleared))
     _save(db, updates)
@@ -158,12 +162,12 @@ def _render_all(
     return report
 
 
-def _tokens(
+def _install_ids(
     config: Config, db: Store, rows: list[RenderRow], prior: dict[int, BootRecord]
-) -> InstallTokens:
-    """Every node's open install, issuing one (one transaction) for each install-mode node with
-    an address that has none (a node provisioned before tokens existed, or after a revoke)."""
-    installs = db.current_installs()
+) -> dict[int, int]:
+    """node id → its open install's id, issuing one (one transaction) for each install-mode
+    node with an address that has none (provisioned before tokens existed, or revoked)."""
+    installs = db.open_install_ids()
     missing = [
         row
         for row in rows
@@ -173,9 +177,10 @@ def _tokens(
         and wants_install(row, prior[row.id].cleared_at if row.id in prior else None)
     ]
     if missing:
-        installs.update(tokenctx.open_for(config, db, missing))
+        fresh = tokenctx.open_for(config, db, missing)
+        installs.update((node_id, install.id) for node_id, install in fresh.items())
         log.info("pxe render: %d new install token(s)", len(missing))
-    return InstallTokens.load(config, installs)
+    return installs
 
 
 def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: RenderReport) -> bool:
@@ -234,15 +239,16 @@ def _clear(config: Config, db: Store, wanted: tuple[str, ...]) -> BatchResult:
     return batch
 
 
-def clean_temps(settings: BootSettings) -> list[Path]:
+def clean_temps(settings: BootSettings, listed: dict[Path, set[str]] | None = None) -> list[Path]:
     """Remove temp files that killed bmprov runs left in the boot directories.
 
     :func:`~bmprov.fsutil.replace_file` names a temp file only for the two system calls between
     ``linkat`` and ``rename`` (or for the whole write where ``O_TMPFILE`` is missing), so a
     leftover is rare; but a web server would serve it. Costs one listing per directory
-    (~3 ms for 10,000 names); per-node autoinstall directories are not scanned.
+    (~3 ms for 10,000 names; none for those in ``listed``, directory → names, that the caller
+    listed already); per-node autoinstall directories are not scanned.
     """
-    removed = remove_stale_temps(boot_dirs(settings))
+    removed = remove_stale_temps(boot_dirs(settings), listed)
     if removed:
         log.info("removed %d temp file(s) left by killed runs", len(removed))
     return removed
@@ -305,7 +311,7 @@ def _remove(paths: list[Path]) -> list[Path]:
 def _names(directory: Path) -> set[str]:
     try:
         return set(os.listdir(directory))  # noqa: PTH208  (3× faster than iterdir on 10k names)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file in the way: writing reports it
         return set()
 
 
@@ -313,10 +319,17 @@ class _Listing:
     """One directory listing per generated-file directory, for cheap "is it there" checks."""
 
     def __init__(self, settings: BootSettings) -> None:
-        self.pxelinux = _names(settings.tftp_root / "pxelinux.cfg")
-        self.grub = _names(settings.tftp_root / settings.grub_prefix)
-        self.ipxe = _names(settings.http_root / settings.ipxe_dir)
-        self.install = _names(settings.http_root / settings.install_dir)
+        tftp, http = settings.tftp_root, settings.http_root
+        self.pxelinux = _names(tftp / "pxelinux.cfg")
+        self.grub = _names(tftp / settings.grub_prefix)
+        self.ipxe = _names(http / settings.ipxe_dir)
+        self.install = _names(http / settings.install_dir)
+        self.names = {
+            tftp / "pxelinux.cfg": self.pxelinux,
+            tftp / settings.grub_prefix: self.grub,
+            http / settings.ipxe_dir: self.ipxe,
+            http / settings.install_dir: self.install,
+        }
 
     def has(self, settings: BootSettings, row: RenderRow, install: bool) -> bool:
         """True if every file the node should have exists."""

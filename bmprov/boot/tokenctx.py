@@ -28,6 +28,7 @@ class InstallTokens:
     url: str
     secret: Secret[bytes]
     installs: dict[int, Install] = field(default_factory=dict)
+    _contexts: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)  # by install
 
     @classmethod
     def load(cls, config: Config, installs: dict[int, Install]) -> InstallTokens:
@@ -39,10 +40,11 @@ class InstallTokens:
         install = self.installs.get(node_id)
         if install is None:
             return {"bmprov_url": self.url, "install_token": ""}
-        return {
-            "bmprov_url": self.url,
-            "install_token": tokens.token_for(self.secret, install).reveal(),
-        }
+        known = self._contexts.get(install.id)
+        if known is None:  # the writer and its digest recorder both ask: one HMAC per install
+            token = tokens.token_for(self.secret, install).reveal()
+            self._contexts[install.id] = known = {"bmprov_url": self.url, "install_token": token}
+        return known
 
 
 NO_TOKENS: dict[str, Any] = {"bmprov_url": "", "install_token": ""}

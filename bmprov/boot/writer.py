@@ -29,22 +29,25 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import validate
-from bmprov.boot.names import EFI_LOADER, LOADERS, grub_name, ipxe_name, pxelinux_name
+from bmprov.boot.names import (
+    EFI_LOADER,
+    LOADERS,
+    grub_name,
+    ipxe_name,
+    node_macs,
+    pxelinux_name,
+)
 from bmprov.boot.osprofiles import OsProfile
-from bmprov.boot.render import Renderer, RenderError
+from bmprov.boot.render import Renderer, RenderError, cache_dir
 from bmprov.boot.settings import CMDLINE_ARG
 from bmprov.boot.tokenctx import NO_TOKENS, InstallTokens
 from bmprov.config import Config
 from bmprov.errors import ConfigError, StepFailed
-from bmprov.fsutil import replace_file, update_file
+from bmprov.fsutil import create_file, update_file
 from bmprov.install import check as installcheck
-from bmprov.install import disklayout
+from bmprov.install import checkcache, disklayout
 from bmprov.install.options import InstallOptions
 from bmprov.nodes import Node
-
-_CANONICAL_MAC = re.compile(r"[0-9a-f][02468ace](?::[0-9a-f]{2}){5}")  # unicast, lower case
-_ZERO_MAC = "00:00:00:00:00:00"
-
 
 _CLOUD_INIT = ("user-data", "meta-data")
 
@@ -75,7 +78,10 @@ class NodeFileWriter:
         self._installs: dict[tuple[tuple[str, Any], ...], InstallOptions] = {}
         self._post_scripts: dict[str, str] = {}
         self._dirs = _Dirs()
-        self._checked = installcheck.RenderCheck()
+        cache = cache_dir(config)
+        cache = cache / checkcache.FILE_NAME if cache else None
+        self._checked = installcheck.RenderCheck(checkcache.CheckCache(cache, self.digest))
+        self._digest = ""
         self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it
         # every node rendered to be written (ip None: local boot): see bmprov.boot.digests
         self.on_render: Callable[[Node, str | None, dict[str, str]], None] | None = None
@@ -155,14 +161,13 @@ class NodeFileWriter:
         return [Path(p) for p in self._write(files)]
 
     def digest(self) -> str:
-        """Settings, install defaults and every template: what all fingerprints depend on."""
-        parts = (
-            self.settings.digest(),
-            repr(asdict(self.defaults)),
-            self.pxe.digest(),
-            self.ks.digest(),
-        )
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        """Settings, install defaults and every template: what all fingerprints depend on
+        (worked out once: templates are compiled once per writer too)."""
+        if not self._digest:
+            parts = [self.settings.digest(), repr(asdict(self.defaults))]
+            parts += (self.pxe.digest(), self.ks.digest())
+            self._digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        return self._digest
 
     # -- rendering (no writes) ------------------------------------------------------------------
 
@@ -176,12 +181,12 @@ class NodeFileWriter:
         return {Path(p): text for p, text in self._render_local(node).items()}
 
     def _render_install(self, node: Node, ip: str, entries: bool = True) -> dict[str, str]:
-        macs = _macs(node)
+        macs = node_macs(node)
         profile = self.settings.profile(node.os)
         install = self._install_options(node)
         context = self._node_context(node, ip, profile, install)
         files = self._install_files(node, profile, context)
-        self._check_install(node, profile, context["layout"], files)
+        self._check_install(node, profile, context, next(iter(files.values())))
         if not entries:
             return files
         cmdline = self._cmdline(profile, context)
@@ -197,7 +202,7 @@ class NodeFileWriter:
 
     def _render_local(self, node: Node) -> dict[str, str]:
         files: dict[str, str] = {}
-        for mac in _macs(node):
+        for mac in node_macs(node):
             mac_context = {**self._base, "mac": mac, "serial": node.serial}
             for loader, path in self._entries(mac):
                 files[path] = self._pxe(f"{loader}/local.j2", mac_context)
@@ -240,12 +245,13 @@ class NodeFileWriter:
         return self._install_options(node)
 
     def _check_install(
-        self, node: Node, profile: OsProfile, layout: disklayout.DiskLayout, files: dict[str, str]
+        self, node: Node, profile: OsProfile, context: dict[str, Any], text: str
     ) -> None:
+        template = self.ks.template(_install_names(profile))
+        callbacks = bool(context["bmprov_url"] and context["install_token"])
         try:
-            self._checked.check(profile, layout, next(iter(files.values())))
+            self._checked.check(profile, context["layout"], text, (template.name, callbacks))
         except ValueError as exc:
-            template = self.ks.template((f"{profile.name}.j2", f"{profile.install}.j2"))
             where = f"template {template.filename or template.name}: node {node.serial}"
             raise StepFailed("install file", f"{where}: {exc}") from None
 
@@ -328,7 +334,7 @@ class NodeFileWriter:
         self, node: Node, profile: OsProfile, context: dict[str, Any]
     ) -> dict[str, str]:
         base = f"{self._http}/{self.settings.install_dir}"
-        names = tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
+        names = _install_names(profile)
         if profile.install != "autoinstall":
             return {f"{base}/{node.serial}.cfg": self._ks(names, context)}
         return {
@@ -396,7 +402,7 @@ class _Dirs:
         names = self._names[directory] if directory in self._names else self._touch(directory)
         try:
             if names is not None and name not in names:
-                replace_file(path, raw)
+                create_file(path, raw)
                 changed = True
             else:
                 changed = update_file(path, raw)
@@ -432,31 +438,9 @@ def _make_dir(directory: Path) -> bool:
     return True
 
 
-def _macs(node: Node) -> tuple[str, ...]:
-    """The node's MACs, re-checked: they become file names (a stored value is not trusted)."""
-    _check_serial(node)
-    if not node.macs:
-        raise StepFailed("boot files", f"node {node.serial} has no MAC address")
-    for mac in node.macs:
-        if _CANONICAL_MAC.fullmatch(mac) and mac != _ZERO_MAC:
-            continue  # the common case, without validate.mac's notation search
-        try:
-            canonical = validate.mac(mac)
-        except ValueError as exc:
-            raise StepFailed("boot files", f"node {node.serial}: {exc}") from None
-        if canonical != mac:
-            raise StepFailed("boot files", f"node {node.serial}: MAC {mac!r} is not canonical")
-    return node.macs
-
-
-def _check_serial(node: Node) -> None:
-    """The serial names the install file: it must still be a valid serial."""
-    try:
-        canonical = validate.serial(node.serial)
-    except ValueError as exc:
-        raise StepFailed("install file", f"serial {node.serial!r}: {exc}") from None
-    if canonical != node.serial:
-        raise StepFailed("install file", f"serial {node.serial!r} has surrounding spaces")
+def _install_names(profile: OsProfile) -> tuple[str, ...]:
+    """The install file's template, by preference: the OS's own, its bases', its kind's."""
+    return tuple(f"{n}.j2" for n in (profile.name, *profile.bases, profile.install))
 
 
 def _host_from_serial(serial: str) -> str:

@@ -27,6 +27,7 @@ import warnings
 from functools import cache
 from typing import Any
 
+from bmprov.install.checkcache import CheckCache
 from bmprov.install.disklayout import FIRMWARES, DiskLayout
 from bmprov.install.partman import check_preseed, debconf_checkonly
 from bmprov.resources import data_dir
@@ -74,26 +75,33 @@ def check_with_tools(kind: str, text: str, layout: DiskLayout, ks_version: str =
 
 
 class RenderCheck:
-    """The render-time check: the first file of each (OS profile, layout) a writer renders.
+    """The render-time check: the first file of each variant a writer renders.
 
-    Later files with the same key differ only in values the render filters guard (names,
-    keys, hashes). Costs ~40-60 ms per key (pykickstart or jsonschema, both firmwares).
+    A variant is (template, install kind, syntax version, layout, callbacks on/off); later
+    files of a variant differ only in values the render filters guard (names, keys, hashes).
+    Costs ~50-300 ms per variant (pykickstart or jsonschema, both firmwares); with a
+    :class:`~bmprov.install.checkcache.CheckCache` a variant is checked once across processes.
     """
 
-    def __init__(self) -> None:
-        self._done: set[tuple[str, DiskLayout]] = set()
+    def __init__(self, cache: CheckCache | None = None) -> None:
+        self._cache = cache or CheckCache(None, str)
 
-    def check(self, profile: Any, layout: DiskLayout, text: str) -> None:
-        """:func:`check` once per key; ValueError names the validator and firmware."""
-        key = (profile.name, layout)
-        if key in self._done:
+    def check(
+        self, profile: Any, layout: DiskLayout, text: str, variant: tuple[object, ...] = ()
+    ) -> None:
+        """:func:`check` once per variant; ValueError names the validator and firmware."""
+        key = self._cache.key((profile.install, profile.ks_version, layout, *variant))
+        if self._cache.passed(key):
             return
-        try:
-            check(profile.install, text, layout, profile.ks_version)
-        except ValueError as exc:
-            name = VALIDATORS[profile.install].format(version=profile.ks_version)
-            raise ValueError(f"{name}: {exc}") from None
-        self._done.add(key)
+        with self._cache.locked():  # another process may be checking the same variant
+            if self._cache.passed(key, reread=True):
+                return
+            try:
+                check(profile.install, text, layout, profile.ks_version)
+            except ValueError as exc:
+                name = VALIDATORS[profile.install].format(version=profile.ks_version)
+                raise ValueError(f"{name}: {exc}") from None
+            self._cache.add(key)
 
 
 # ---- kickstart --------------------------------------------------------------------------------

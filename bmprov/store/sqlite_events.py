@@ -55,6 +55,11 @@ class EventQueries(Connection):
             )
         return {r[1]: Install(*r) for r in rows}
 
+    def open_install_ids(self) -> dict[int, int]:
+        """node id → its open install's id."""
+        rows = self.query("SELECT node_id, id FROM installs WHERE ended_at IS NULL")
+        return {r[0]: r[1] for r in rows}
+
     def install(self, install_id: int) -> Install | None:
         """One install by id."""
         rows = self.query(f"SELECT {INSTALL_COLUMNS} FROM installs WHERE id = ?", (install_id,))
