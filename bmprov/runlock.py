@@ -8,10 +8,13 @@ this lock *shared* for its whole run (concurrent advances still proceed, seriali
 finer locks, as before), and ``reconcile`` holds it *exclusive* while it reads and repairs, so
 a reconcile never interleaves with an advance or another reconcile.
 
-The lock is ``flock`` on the state file itself (opened read-only): no new file, nothing
-written, and independent of SQLite's own POSIX record locks (Linux keeps the two apart;
-``flock`` belongs to this open file description, so SQLite closing its descriptors cannot
-drop it). Waiting longer than ``state_timeout`` gives :class:`LockedError` (exit 1, retry).
+The lock is ``flock`` on ``<state file>.lock`` beside the state file (made empty on first
+use, never written). **Not** on the state file itself: closing *any* descriptor of a file
+drops every POSIX record lock the process holds on it, SQLite's included, so a long-running
+process (``bmprov serve``, whose completions advance nodes) would lose its shared lock on the
+database and another process closing its connection would then delete the WAL under it:
+serve's later commits went to a deleted file and were lost (seen in the lab, issue 15).
+Waiting longer than ``state_timeout`` gives :class:`LockedError` (exit 1, retry).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from bmprov.errors import LockedError
 _POLL = 0.05  # seconds between two tries while another bmprov holds the lock
 
 
+def lock_file(state_path: Path) -> Path:
+    """``<state file>.lock``: the file the site lock is taken on."""
+    return state_path.with_name(state_path.name + ".lock")
+
+
 @contextlib.contextmanager
 def site_lock(state_path: Path | None, timeout: float, *, shared: bool = False) -> Iterator[None]:
     """Hold the site's lock (exclusive, or ``shared``); :class:`LockedError` after ``timeout``
@@ -36,10 +44,13 @@ def site_lock(state_path: Path | None, timeout: float, *, shared: bool = False) 
     if state_path is None:
         yield
         return
-    try:
-        fd = os.open(state_path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # the state layer reports a missing state file itself
+    if not state_path.exists():  # the state layer reports a missing state file itself
         yield
+        return
+    try:
+        fd = os.open(lock_file(state_path), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:  # a directory this user cannot write: it cannot write the
+        yield  # state either (SQLite needs the directory for its journal), so nothing to guard
         return
     try:
         deadline = time.monotonic() + timeout

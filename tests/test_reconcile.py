@@ -183,9 +183,11 @@ def test_plain_lines_when_not_a_tty_and_bad_site_is_exit_2(site, cli) -> None:
 def test_reconcile_excludes_advances_which_share_the_site_lock(site, cli) -> None:
     import fcntl
 
+    from bmprov.runlock import lock_file
+
     load(site, 1)
     site.config_path.write_text("state_timeout = 0.3\n" + site.config_path.read_text())
-    fd = os.open(site.config.state_path, os.O_RDONLY)
+    fd = os.open(lock_file(site.config.state_path), os.O_RDONLY | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # as an advance under way holds it
         result = cli("reconcile", "--no-bmc")
