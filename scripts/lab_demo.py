@@ -10,7 +10,8 @@ serve`` records the callbacks, and the last line of its serial console — until
 *deployed*, prints the status table and tears the lab down (also on Ctrl-C, SIGTERM or any
 failure).
 
-Exit 0: every node deployed; 1: a node failed or the time ran out; 3: this machine cannot run a
+Exit 0: every node deployed; 1: a node failed or the time ran out; 130: interrupted (the lab is
+torn down all the same); 3: this machine cannot run a
 lab (not root, a package or network namespaces missing) — the reason is printed and demo.sh
 runs the file-only demo instead.
 """
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bmprov.config import load_config
@@ -40,6 +42,7 @@ BMPROV = str(ROOT / ".venv/bin/bmprov")
 UNAVAILABLE = 3
 STEPS = 6  # powered on, installer stages 1-4, deployed
 ANSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
+STANDIN = re.compile(r"^\[bmprov-standin [0-9.]+s\] ")
 
 
 def unavailable_reason() -> str | None:
@@ -83,9 +86,9 @@ def describe(node: dict[str, Any]) -> tuple[int, str]:
     if stage == "deployed":
         return STEPS, "deployed"
     if stage == "installing":
-        return 1 + min(sub, 4), f"installing, installer stage {sub}/5"
+        return 1 + min(sub, 4), f"installing {sub}/5"
     if stage == "os_provisioning":
-        return 1, "os_provisioning: PXE boot, waiting for the installer"
+        return 1, "os_provisioning (PXE)"
     if stage == "failed":
         return 0, f"failed: {node['stage_reason']}"
     return 0, stage
@@ -99,9 +102,9 @@ def console_tail(path: Path) -> str:
             text = f.read().decode(errors="replace")
     except OSError:
         return ""
-    lines = [ANSI.sub("", line).strip() for line in text.splitlines()]
+    lines = [STANDIN.sub("", ANSI.sub("", line).strip()) for line in text.splitlines()]
     lines = [line for line in lines if len(line) > 3 and line.isprintable()]
-    return lines[-1][:60] if lines else ""
+    return lines[-1][:40] if lines else ""
 
 
 def follow(lab: Path, machines: list[dict[str, Any]], timeout: float) -> bool:
@@ -117,18 +120,18 @@ def follow(lab: Path, machines: list[dict[str, Any]], timeout: float) -> bool:
         return True if stages == {"deployed"} else None
 
     if sys.stdout.isatty():
-        columns = (TextColumn("{task.fields[name]:<24}"), BarColumn(bar_width=18),
-                   TextColumn("{task.description}"), TimeElapsedColumn())  # fmt: skip
+        columns = (TextColumn("{task.fields[name]}"), BarColumn(bar_width=10),
+                   TimeElapsedColumn(), TextColumn("{task.description}"))  # fmt: skip
         with Progress(*columns, refresh_per_second=4) as bars:
             tasks = {m["serial"]: bars.add_task("", total=STEPS,
-                                                name=f"{m['serial']} ({m['firmware']})")
+                                                name=f"{m['serial']} {m['firmware']:<4}")
                      for m in machines}  # fmt: skip
             while True:
                 nodes = snapshot(config)
                 for m in machines:
                     steps, words = describe(nodes[m["serial"]])
                     tail = console_tail(Path(m["console"]))
-                    text = words if steps == STEPS else f"{words}  [dim]| {tail}[/dim]"
+                    text = words if steps == STEPS else f"{words:<22} [dim]{escape(tail)}[/dim]"
                     bars.update(tasks[m["serial"]], completed=steps, description=text)
                 result = done(nodes)
                 if result is not None or time.monotonic() > deadline:
@@ -168,7 +171,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     t0 = time.monotonic()
-    ok = False
+    ok = interrupted = False
     try:
         bmprov("lab", "up", "--nodes", str(args.nodes), "--uefi", str(args.uefi),
                "--dir", str(lab), "--port-base", str(args.port_base), quiet=True)  # fmt: skip
@@ -188,11 +191,12 @@ def main() -> int:
         print(f"\n{'every node deployed' if ok else 'NOT every node deployed'} "
               f"in {took:.0f} s", flush=True)  # fmt: skip
     except KeyboardInterrupt:
+        interrupted = True
         print("\ninterrupted", flush=True)
     finally:
         bmprov("lab", "down", "--dir", str(lab), check=False, quiet=True)
         print(f"lab torn down (site files and logs stay in {lab})", flush=True)
-    return 0 if ok else 1
+    return 130 if interrupted else 0 if ok else 1
 
 
 if __name__ == "__main__":
