@@ -237,7 +237,12 @@ def test_sheet_to_deployed_through_serve_then_local_disk(lab: Lab) -> None:
     assert power_on[1] - power_on[0] >= site.WAVE_INTERVAL  # two waves of one machine
     lab.deployed = True
 
-    # a further power cycle boots the local disk: no install, no callback
+    # a further power cycle boots the local disk: no install, no callback. Not before each guest
+    # has marked its first boot done (after serve's answer to stage 5): cut off earlier, it would
+    # rightly post stage 5 again on the next boot.
+    for m in lab.machines.values():
+        lab.wait_for(f"{m['name']} online", lambda n=m["name"]: "SERVER-ONLINE" in lab.console(n),
+                     DISK_TIMEOUT)  # fmt: skip
     t2 = time.monotonic()
     callbacks_before = len(lab.access())
     lab.ok("power", "cycle", "--all")
