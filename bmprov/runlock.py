@@ -8,8 +8,8 @@ this lock *shared* for its whole run (concurrent advances still proceed, seriali
 finer locks, as before), and ``reconcile`` holds it *exclusive* while it reads and repairs, so
 a reconcile never interleaves with an advance or another reconcile.
 
-The lock is ``flock`` on ``<state file>.lock`` beside the state file (made empty on first
-use, never written). **Not** on the state file itself: closing *any* descriptor of a file
+The lock is ``flock`` on ``<state file>.lock`` beside the state file (made empty by ``bmprov
+init``, or on first use for older sites; never written). **Not** on the state file itself: closing *any* descriptor of a file
 drops every POSIX record lock the process holds on it, SQLite's included, so a long-running
 process (``bmprov serve``, whose completions advance nodes) would lose its shared lock on the
 database and another process closing its connection would then delete the WAL under it:
