@@ -9,11 +9,12 @@ finer locks, as before), and ``reconcile`` holds it *exclusive* while it reads a
 a reconcile never interleaves with an advance or another reconcile.
 
 The lock is ``flock`` on ``<state file>.lock`` beside the state file (made empty by ``bmprov
-init``, or on first use for older sites; never written). **Not** on the state file itself: closing *any* descriptor of a file
-drops every POSIX record lock the process holds on it, SQLite's included, so a long-running
-process (``bmprov serve``, whose completions advance nodes) would lose its shared lock on the
-database and another process closing its connection would then delete the WAL under it:
-serve's later commits went to a deleted file and were lost (seen in the lab, issue 15).
+init``, or on first use for older sites; never written). **Not** on the state file itself:
+closing *any* descriptor of a file drops every POSIX record lock the process holds on it,
+SQLite's included, so a long-running process (``bmprov serve``, whose completions advance
+nodes) would lose its shared lock on the database and another process closing its connection
+would then delete the WAL under it: serve's later commits went to a deleted file and were lost
+(seen in the lab, issue 15).
 Waiting longer than ``state_timeout`` gives :class:`LockedError` (exit 1, retry).
 """
 
@@ -37,14 +38,17 @@ def lock_file(state_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def site_lock(state_path: Path | None, timeout: float, *, shared: bool = False) -> Iterator[None]:
+def site_lock(
+    state_path: Path | str | None, timeout: float, *, shared: bool = False
+) -> Iterator[None]:
     """Hold the site's lock (exclusive, or ``shared``); :class:`LockedError` after ``timeout``
     seconds of waiting. ``state_path`` None (a PostgreSQL state, shared by hosts): no lock
     yet; a session-level advisory lock is its equivalent (not built)."""
     if state_path is None:
         yield
         return
-    if not state_path.exists():  # the state layer reports a missing state file itself
+    state_path = Path(state_path)  # a PostgreSQL store's "path" is its URL: no such file
+    if not state_path.is_file():  # the state layer reports a missing state file itself
         yield
         return
     try:
