@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bmprov.boot import digests
 from bmprov.boot.writer import NodeFileWriter
 from bmprov.drivers import BootDevice
 from bmprov.errors import BmprovError
@@ -104,6 +105,7 @@ class Completion:
 
     def _local_boot(self, states: list[_Node]) -> list[_Node]:
         writer = NodeFileWriter(self.ctx.config)
+        recorder = digests.attach(writer)
         switched = []
         for s in states:
             try:
@@ -115,6 +117,7 @@ class Completion:
             s.done.insert(0, "PXE entries switched to local boot, install file removed")
             self._event(s, "complete.local_boot", "every per-MAC entry is local boot")
             switched.append(s)
+        recorder.save(self.ctx.db)
         return switched
 
     def _end_installs(self, switched: list[_Node]) -> None:

@@ -116,7 +116,7 @@ def advance(
     )
     if dry_run:
         return run()
-    with site_lock(getattr(ctx.db, "path", None), ctx.config.busy_timeout_ms / 1000, shared=True):
+    with site_lock(ctx.db, ctx.config.busy_timeout_ms / 1000, shared=True, site=ctx.config.site):
         return run()
 
 

@@ -36,6 +36,8 @@ from bmprov.drivers.deadline import DeadlineExceeded, Watch, bounded, supervised
 from bmprov.errors import BmprovError
 from bmprov.nodes import Node
 from bmprov.result import BatchResult, NodeResult, ResultCode
+from bmprov.runlock import site_lock
+from bmprov.store import Store
 from bmprov.waves import DEFAULT_WAVE_INTERVAL, DEFAULT_WAVE_SIZE, Clock, in_waves
 
 log = logging.getLogger(__name__)
@@ -214,6 +216,25 @@ def run_power(
                 progress(result)
     batch.results.sort(key=lambda r: r.serial)
     return batch
+
+
+def run_power_locked(
+    config: Config,
+    db: Store,
+    nodes: list[Node],
+    request: PowerRequest,
+    *,
+    dry_run: bool = False,
+    **kwargs: Any,
+) -> BatchResult:
+    """:func:`run_power` for ``bmprov power``/``boot``: a request that changes a BMC holds the
+    site's run lock shared (as ``advance`` does), so it never runs beside a ``reconcile
+    --fix`` (whose repaired boot entries the machines it powers on would PXE-boot, and whose
+    BMC plane would report the transient state); reading the power state takes no lock."""
+    if request.status or dry_run:
+        return run_power(config, nodes, request, dry_run=dry_run, **kwargs)
+    with site_lock(db, config.busy_timeout_ms / 1000, shared=True, site=config.site):
+        return run_power(config, nodes, request, dry_run=dry_run, **kwargs)
 
 
 def pxe_storm(request: PowerRequest) -> bool:

@@ -31,9 +31,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from bmprov.boot.digests import Recorder
 from bmprov.errors import BmprovError, StepFailed
 from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
+from bmprov.store import FileDigest
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class FileResult:
     files: tuple[str, ...] = ()
     step: str | None = None
     reason: str = ""
+    digest: FileDigest | None = None  # what was rendered (bmprov.boot.digests), if recorded
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -125,7 +128,10 @@ def _write_chunk(
             os._exit(1)  # the batch is gone: write nothing more (~0.1 µs per node)
         node = given or replace(known[node_id], ip=ip)
         try:
-            out.append((node_id, FileResult(tuple(_write_str(use, node, ip)))))
+            written = tuple(_write_str(use, node, ip))
+            hook = getattr(use, "on_render", None)
+            record = hook.take(node_id) if isinstance(hook, Recorder) else None
+            out.append((node_id, FileResult(written, digest=record)))
         except StepFailed as exc:
             out.append((node_id, FileResult(step=exc.step, reason=exc.reason)))
         except BmprovError as exc:

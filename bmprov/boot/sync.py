@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bmprov import states as st
-from bmprov.boot import tokenctx
+from bmprov.boot import digests, tokenctx
 from bmprov.boot.settings import BootSettings
 from bmprov.boot.tokenctx import InstallTokens
 from bmprov.boot.writer import NodeFileWriter
@@ -35,6 +35,7 @@ from bmprov.errors import BmprovError, InputError
 from bmprov.fsutil import fsync_dir, remove_stale_temps
 from bmprov.nodes import Node, Selection, select_nodes
 from bmprov.result import BatchResult, NodeResult, Status
+from bmprov.runlock import site_lock
 from bmprov.store import BootRecord, RenderRow, Store
 from bmprov.validate import pxe_mac_name
 
@@ -102,15 +103,24 @@ def render_all(
     site: str | None = None,
 ) -> RenderReport:
     """Bring every node's boot entries (and install files) up to date; never raises per node.
-    With ``site``, only that site's nodes (a host serves the boot files of its own site)."""
+    With ``site``, only that site's nodes (a host serves the boot files of its own site).
+    Holds the site's run lock shared, as ``advance`` does: never beside a reconcile."""
     if remove and not prune:
         raise InputError("--yes only confirms --prune")
+    with site_lock(db, config.busy_timeout_ms / 1000, shared=True, site=site or config.site):
+        return _render_all(config, db, prune=prune, remove=remove, force=force, site=site)
+
+
+def _render_all(
+    config: Config, db: Store, *, prune: bool, remove: bool, force: bool, site: str | None
+) -> RenderReport:
     writer = NodeFileWriter(config)
     writer.check()
     report = RenderReport()
     clean_temps(writer.settings)  # before the listings: a leftover is never counted or listed
     report.written += writer.write_defaults()
     digest = writer.digest()
+    recorder = digests.attach(writer)
     rows = [row for row in _load_rows(db) if site is None or row.site == site]
     prior = _load_prior(db)
     writer.tokens = _tokens(config, db, rows, prior)
@@ -132,6 +142,7 @@ def render_all(
         if _render_one(writer, _node(row), install, report):
             updates.append((row.id, new, cleared))
     _save(db, updates)
+    recorder.save(db)
     _sync(report.written)
     log.info(
         "pxe render: %d node(s) with a MAC, %d file(s) written, %d up to date",
@@ -192,11 +203,17 @@ def _render_one(writer: NodeFileWriter, node: Node, install: bool, report: Rende
 
 
 def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
-    """Switch every per-MAC entry of the named nodes to local boot, until their stage changes."""
-    wanted = tuple(serials)
+    """Switch every per-MAC entry of the named nodes to local boot, until their stage changes
+    (under the site's run lock, shared)."""
+    with site_lock(db, config.busy_timeout_ms / 1000, shared=True, site=config.site):
+        return _clear(config, db, tuple(serials))
+
+
+def _clear(config: Config, db: Store, wanted: tuple[str, ...]) -> BatchResult:
     nodes = select_nodes(db, Selection(serials=wanted))
     writer = NodeFileWriter(config)
     digest = writer.digest()
+    recorder = digests.attach(writer)
     batch = BatchResult(action="pxe clear")
     cleared: list[tuple[int, str, str | None]] = []
     written: list[Path] = []
@@ -212,6 +229,7 @@ def clear(config: Config, db: Store, serials: Iterable[str]) -> BatchResult:
         status: Status = "ok" if paths else "unchanged"
         batch.add(NodeResult(node.serial, status, node.stage, message))
     _save(db, cleared)
+    recorder.save(db)
     _sync(written)
     return batch
 

@@ -23,6 +23,7 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class NodeFileWriter:
         self._dirs = _Dirs()
         self._checked = installcheck.RenderCheck()
         self.tokens: InstallTokens | None = None  # set before forking workers: they inherit it
+        # every node rendered to be written (ip None: local boot): see bmprov.boot.digests
+        self.on_render: Callable[[Node, str | None, dict[str, str]], None] | None = None
 
     def check(self) -> None:
         """:class:`ConfigError` for what every node would trip on: a profile's kernel-command-line
@@ -105,7 +108,10 @@ class NodeFileWriter:
 
     def write_str(self, node: Node, ip: str) -> list[str]:
         """:meth:`write`, the paths as strings (no ``Path`` per file: batches write 40,000+)."""
-        return self._write(self._render_install(node, ip))
+        files = self._render_install(node, ip)
+        if self.on_render is not None:
+            self.on_render(node, ip, files)
+        return self._write(files)
 
     def local_boot(self, node: Node) -> list[Path]:
         """Every per-MAC entry of ``node`` → boot the local disk, then its install file goes.
@@ -115,7 +121,10 @@ class NodeFileWriter:
         that order, so a failure never leaves an entry pointing at a missing file). Returns the
         paths written; :class:`StepFailed` (``"install file"``) if the file cannot be removed.
         """
-        written = [Path(p) for p in self._write(self._render_local(node))]
+        files = self._render_local(node)
+        if self.on_render is not None:
+            self.on_render(node, None, files)
+        written = [Path(p) for p in self._write(files)]
         self.remove_install(node)
         return written
 

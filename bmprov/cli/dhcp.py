@@ -64,13 +64,11 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Write the reservations bmprov expects as dhcpd host blocks, dnsmasq lines or Kea JSON."""
-    from bmprov.dhcp.export import expected, render, write_export  # noqa: PLC0415
+    from bmprov.dhcp.export import expected, export_file, render  # noqa: PLC0415
 
     state = obj(ctx)
-    items = expected(state.db(), state.config().settings.dhcp)
-    text = render(items, fmt)
     if dest is None:
-        typer.echo(text, nl=False)
+        typer.echo(render(expected(state.db(), state.config().settings.dhcp), fmt), nl=False)
         return
-    write_export(dest, text)
-    output.console(stderr=True).print(f"wrote {len(items)} reservation(s) to {output._cell(dest)}")
+    count = export_file(state.db(), state.config(), fmt, dest)
+    output.console(stderr=True).print(f"wrote {count} reservation(s) to {output._cell(dest)}")

@@ -87,7 +87,12 @@ def _run(
     from dataclasses import replace  # noqa: PLC0415
 
     from bmprov.nodes import select_nodes  # noqa: PLC0415
-    from bmprov.power import POWER_ON_ACTIONS, PowerRequest, default_uefi, run_power  # noqa: PLC0415
+    from bmprov.power import (  # noqa: PLC0415
+        POWER_ON_ACTIONS,
+        PowerRequest,
+        default_uefi,
+        run_power_locked,
+    )
     from bmprov.waves import check_blast_radius  # noqa: PLC0415
 
     state = obj(ctx)
@@ -97,7 +102,8 @@ def _run(
         settings = replace(settings, concurrency=concurrency)
     if stagger is not None:
         settings = replace(settings, stagger=stagger)
-    nodes = select_nodes(state.db(), make_selection(*select, state.config().site))
+    db = state.db()
+    nodes = select_nodes(db, make_selection(*select, state.config().site))
     if action in POWER_ON_ACTIONS:
         check_blast_radius(len(nodes), settings.max_nodes, max_nodes, f"power {action}")
     request = PowerRequest(
@@ -108,8 +114,9 @@ def _run(
         status=status,
     )
     with output.progress_bar(request.label, enabled=not as_json) as bar:
-        batch = run_power(
+        batch = run_power_locked(
             config,
+            db,
             nodes,
             request,
             settings=settings,

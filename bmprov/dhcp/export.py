@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bmprov.config import Config
 from bmprov.dhcp import DhcpSettings, Reservation, open_backend, sort_key
 from bmprov.dhcp.dnsmasq import host_line
 from bmprov.dhcp.kea import to_kea
 from bmprov.dhcp.omapi_wire import host_statements
 from bmprov.errors import InputError
 from bmprov.fsutil import write_if_changed
+from bmprov.runlock import site_lock
 from bmprov.store import Store
 
 FORMATS = ("isc", "dnsmasq", "kea")
@@ -112,6 +114,16 @@ def write_export(dest: Path, text: str) -> bool:
         return write_if_changed(dest, text)
     except OSError as exc:
         raise InputError(f"--output {dest}: cannot write it ({exc.strerror or exc})") from None
+
+
+def export_file(db: Store, config: Config, fmt: str, dest: Path) -> int:
+    """Write the expected reservations to ``dest`` (the file a DHCP server may read) under the
+    site's run lock, shared: a ``reconcile --fix`` never reads or repairs beside it. Returns
+    how many reservations it holds."""
+    with site_lock(db, config.busy_timeout_ms / 1000, shared=True, site=config.site):
+        items = expected(db, config.settings.dhcp)
+        write_export(dest, render(items, fmt))
+    return len(items)
 
 
 def isc_host_name(res: Reservation) -> str:

@@ -65,7 +65,7 @@ def reconcile(
     """Check every plane (``bmc=False``: all but the BMCs); repair with ``fix``/``prune``."""
     report = Report(fix=fix, prune=prune)
     planes = [p for p in PLANES if bmc or p != "bmc"]
-    with site_lock(getattr(db, "path", None), config.busy_timeout_ms / 1000):
+    with site_lock(db, config.busy_timeout_ms / 1000, site=site or config.site):
         all_nodes = db.load_nodes()
         nodes = db.load_nodes(Selection(site=site)) if site else all_nodes
         if site and not nodes:

@@ -2,7 +2,10 @@
 
 What each node should have is decided exactly as ``bmprov pxe render`` decides it
 (:func:`bmprov.boot.sync.wants_install`, the render fingerprint, :class:`NodeFileWriter`
-rendering in memory); each expected file is then read once and compared byte for byte. Kinds:
+rendering in memory); each expected file is then read once and compared byte for byte. A node
+whose rendering inputs are those of its last render (:mod:`bmprov.boot.digests`) is not
+rendered: its recorded files are read and hashed instead, and only a digest that differs makes
+it rendered and compared as above. Kinds:
 
 * ``missing`` / ``stale`` (inputs changed since the last render) / ``edited`` (same inputs,
   other bytes): fixed by rendering the node again, as ``pxe render`` does;
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bmprov import tokens
+from bmprov.boot import digests
 from bmprov.boot.sync import fingerprint, stale_files, wants_install
 from bmprov.boot.tokenctx import InstallTokens
 from bmprov.boot.writer import NodeFileWriter
@@ -30,7 +34,7 @@ from bmprov.fsutil import fsync_dir
 from bmprov.nodes import Node
 from bmprov.reconcile.findings import Context, Finding
 from bmprov.serve.settings import serve_url
-from bmprov.store import BootRecord, RenderRow
+from bmprov.store import BootRecord, FileDigest, RenderRow
 
 PLANE = "boot"
 _CLOUD_INIT = ("user-data", "meta-data")
@@ -41,14 +45,17 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
     writer = NodeFileWriter(ctx.config)
     writer.check()
     digest = writer.digest()
+    base = digests.base_key(writer)
     prior = ctx.db.boot_records()
+    records = ctx.db.file_digests()
+    recorder = digests.attach(writer) if ctx.fix else None
     writer.tokens = _tokens(ctx)
     installs = writer.tokens.installs if writer.tokens else {}
     serials = {n.serial for n in ctx.nodes}
     rows = [r for r in ctx.db.render_rows() if r.serial in serials and r.macs]
     install_dir = writer.settings.http_root / writer.settings.install_dir
     present = _names(install_dir)
-    records: list[tuple[int, BootRecord]] = []
+    done: list[tuple[int, BootRecord]] = []
     written: list[Path] = []
     for row in rows:
         before = prior.get(row.id)
@@ -56,18 +63,27 @@ def check_boot_files(ctx: Context) -> Iterator[Finding]:
         install = wants_install(row, cleared)
         current = installs.get(row.id) if install else None
         new = fingerprint(digest, install, row, current.id if current else None)
-        changed = before is not None and before.fingerprint != new  # no record: never rendered
+        record = records.get(row.id)
+        key = _inputs(base, writer, row, install)
+        if record and record.inputs == key and _as_rendered(record, row, install, present):
+            continue
+        # no record: never rendered (or by a writer that does not record)
+        changed = (before is not None and before.fingerprint != new) or bool(
+            record and record.inputs != key
+        )
         node = _node(row)
         found = list(_node_findings(writer, node, install, changed, present, install_dir))
         if found and ctx.fix and all(f.kind != "error" for f in found):
             written += _repair(ctx, writer, node, install, found)
             if all(f.fixed for f in found):
-                records.append((row.id, BootRecord(new, cleared)))
+                done.append((row.id, BootRecord(new, cleared)))
         yield from found
     for directory in {path.parent for path in written}:
         fsync_dir(directory)  # the renames survive a crash, as pxe render's do
-    if records:
-        ctx.db.save_boot_records(records)
+    if done:
+        ctx.db.save_boot_records(done)
+    if recorder is not None:
+        recorder.save(ctx.db)
     known_macs = {m for n in ctx.all_nodes for m in n.macs}
     known_serials = {n.serial for n in ctx.all_nodes}
     for path in stale_files(writer.settings, known_macs, known_serials):
@@ -102,8 +118,10 @@ def _node_findings(
     except BmprovError as exc:
         yield Finding(node.serial, PLANE, "error", "renderable files", str(exc))
         return
+    if writer.on_render is not None:  # --fix: what was rendered, so the next run only hashes
+        writer.on_render(node, node.ip if install else None, files)
     for path, text in files.items():
-        data = _read(path)
+        data = digests.read(path)
         if data is None:
             yield Finding(node.serial, PLANE, "missing", str(path), None)
         elif data != text.encode():
@@ -119,18 +137,39 @@ def _node_findings(
                 kind = "stale" if changed else "edited"
                 yield Finding(node.serial, PLANE, kind, f"{path}: as rendered", "other content")
     if not install:
-        left = [install_dir / f"{node.serial}.cfg"] if f"{node.serial}.cfg" in present else []
-        if node.serial in present:
-            left += [install_dir / node.serial / n for n in _CLOUD_INIT]
-        for leftover in left:
-            if leftover.is_file():
-                yield Finding(
-                    node.serial,
-                    PLANE,
-                    "install_file_left",
-                    "no install file",
-                    f"{leftover} (holds the root password hash; node is {node.stage})",
-                )
+        yield from _left(node.serial, node.stage, present, install_dir)
+
+
+def _left(serial: str, stage: str, present: set[str], install_dir: Path) -> Iterator[Finding]:
+    """A local-boot node's install file(s) still there."""
+    left = [install_dir / f"{serial}.cfg"] if f"{serial}.cfg" in present else []
+    if serial in present:
+        left += [install_dir / serial / n for n in _CLOUD_INIT]
+    for leftover in left:
+        if leftover.is_file():
+            yield Finding(
+                serial,
+                PLANE,
+                "install_file_left",
+                "no install file",
+                f"{leftover} (holds the root password hash; node is {stage})",
+            )
+
+
+def _as_rendered(record: FileDigest, row: RenderRow, install: bool, present: set[str]) -> bool:
+    """True if the recorded files hold what was rendered (the inputs are the same) and a
+    local-boot node has no install file left."""
+    if install:
+        return bool(row.ip) and digests.matches(record)
+    return not {row.serial, f"{row.serial}.cfg"} & present and digests.matches(record)
+
+
+def _inputs(base: str, writer: NodeFileWriter, row: RenderRow, install: bool) -> str:
+    """The node's rendering-inputs fingerprint now (as :class:`digests.Recorder` makes it)."""
+    if not install:
+        return digests.inputs_key(base, row, None, None)
+    tokens = writer.tokens.context(row.id) if writer.tokens else None
+    return digests.inputs_key(base, row, row.ip or "", tokens)
 
 
 def _repair(
@@ -167,20 +206,6 @@ def _orphan(ctx: Context, path: Path) -> Finding:
         return finding
     finding.fixed, finding.note = True, "removed (--prune)"
     return finding
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _names(directory: Path) -> set[str]:

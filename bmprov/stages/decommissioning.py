@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from bmprov import ipam
 from bmprov import states as st
+from bmprov.boot import digests
 from bmprov.boot.writer import NodeFileWriter
 from bmprov.dhcp import open_backend
 from bmprov.errors import BmprovError
@@ -42,12 +43,14 @@ class DecommissionAction(StageAction):
     def run(self, nodes: list[Node]) -> Iterator[Outcome]:
         """One backend connection for the batch; the IP is released only once unreserved."""
         ctx, writer = self.ctx, self.writer
+        recorder = digests.attach(writer)
         failed: dict[int, tuple[str, str]] = {}
         for node in nodes:
             try:
                 writer.local_boot(node)  # removes the install file too
             except BmprovError as exc:
                 failed[node.id] = (str(exc), getattr(exc, "step", None) or "local boot")
+        recorder.save(ctx.db)
         backend = ctx.services.dhcp_backend or open_backend(self.settings)
         done: list[Node] = []
         with backend:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from bmprov import ipam
 from bmprov import states as st
-from bmprov.boot import tokenctx
+from bmprov.boot import digests, tokenctx
 from bmprov.boot.jobs import FileJobs, FileResult, FileWriter
 from bmprov.boot.osprofiles import site_profiles, unknown_os
 from bmprov.boot.sync import clean_temps
@@ -65,6 +65,8 @@ class NetworkingAction(StageAction):
         self.settings = ctx.config.settings.dhcp
         self.own_writer = ctx.services.file_writer is None
         self.writer: FileWriter = ctx.services.file_writer or NodeFileWriter(ctx.config)
+        if isinstance(self.writer, NodeFileWriter):
+            digests.attach(self.writer)
 
     def check(self) -> None:
         """Pools, DHCP backend settings (OMAPI key...) and site templates, before any move."""
@@ -109,6 +111,8 @@ class NetworkingAction(StageAction):
                 ipam.release(ctx.db, sorted(undo))
         if todo and isinstance(self.writer, NodeFileWriter):
             _write_defaults(self.writer)
+            rendered = [(i, r.digest) for i, r in batch.files.items() if r.ok and r.digest]
+            ctx.db.save_file_digests(rendered)  # reconcile then checks them by hash
         for node in nodes:
             yield _outcome(node, batch)
 

@@ -72,6 +72,17 @@ class RenderRow:
 
 
 @dataclass(frozen=True)
+class FileDigest:
+    """What rendering a node's files gave, for checking them without rendering again:
+    the fingerprint of every rendering input, the paths (in render order) and one digest of
+    their contents (:mod:`bmprov.boot.digests`)."""
+
+    inputs: str
+    paths: tuple[str, ...]
+    digest: str
+
+
+@dataclass(frozen=True)
 class BootRecord:
     """What was last rendered for a node: its inputs' fingerprint, and when it was cleared."""
 
@@ -335,6 +346,14 @@ class Store(ABC):
     @abstractmethod
     def save_boot_records(self, records: Iterable[tuple[int, BootRecord]]) -> None:
         """Record what was rendered (upsert per node)."""
+
+    @abstractmethod
+    def file_digests(self) -> dict[int, FileDigest]:
+        """node id → the inputs fingerprint and content digest of its last rendered files."""
+
+    @abstractmethod
+    def save_file_digests(self, digests: Iterable[tuple[int, FileDigest]]) -> None:
+        """Record rendered files' digests (upsert per node), one transaction."""
 
     # -- whole-state copy (bmprov state copy) -----------------------------------------------
 

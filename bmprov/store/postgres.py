@@ -27,13 +27,15 @@ from bmprov.store.base import (
     render_rows_from,
     utcnow,
 )
+from bmprov.store.pg_file_digests import PgFileDigests
 from bmprov.store.pg_installs import PgInstalls
+from bmprov.store.pg_runlock import PgRunLock
 from bmprov.store.pgconn import ALLOCATE_LOCK, IMPORT_LOCK
 
 _HISTORY_COLS = ("node_id", "serial", "from_stage", "to_stage", "at", "reason", "command")
 
 
-class PostgresStore(PgInstalls, Store):
+class PostgresStore(PgInstalls, PgFileDigests, PgRunLock, Store):
     """bmprov's state in a PostgreSQL database."""
 
     backend = "postgresql"

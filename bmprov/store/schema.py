@@ -106,6 +106,20 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
         """,
     ),
+    (
+        # What a render gave, so reconcile checks a node's files by a read and a hash instead
+        # of rendering them again (bmprov.boot.digests); dropped with the node.
+        "0004_file_digests",
+        """
+        CREATE TABLE file_digests (
+            node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+            inputs TEXT NOT NULL,
+            paths TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) STRICT;
+        """,
+    ),
 ]
 
 
@@ -201,6 +215,15 @@ POSTGRES: dict[str, str] = {
         BEGIN RAISE EXCEPTION 'events are append-only'; END $$;
         CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
             FOR EACH ROW EXECUTE FUNCTION bmprov_events_append_only();
+    """,
+    "0004_file_digests": """
+        CREATE TABLE file_digests (
+            node_id BIGINT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+            inputs TEXT NOT NULL,
+            paths TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
     """,
 }
 """PostgreSQL text of the migrations whose SQLite text does not run there, by name."""

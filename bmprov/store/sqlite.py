@@ -31,6 +31,7 @@ from bmprov.store.base import (
     utcnow,
 )
 from bmprov.store.connection import DEFAULT_BUSY_TIMEOUT_MS
+from bmprov.store.file_digests import SqliteFileDigests
 from bmprov.store.sqlite_events import EventQueries
 
 _HISTORY = (
@@ -65,7 +66,7 @@ def open_state(path: Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> St
     return StateDB(path, busy_timeout_ms)
 
 
-class StateDB(EventQueries, Store):
+class StateDB(EventQueries, SqliteFileDigests, Store):
     """bmprov's state in one SQLite file."""
 
     backend = "sqlite"
