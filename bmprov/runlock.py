@@ -9,13 +9,12 @@ other, serialised by those finer locks, as before), and ``reconcile`` holds it *
 while it reads and repairs, so a reconcile never interleaves with any of them or with another
 reconcile.
 
-* SQLite: ``flock`` on ``<state file>.lock`` beside the state file (made empty by ``bmprov
-  init``, or on first use for older sites; never written). **Not** on the state file itself:
-  closing *any* descriptor of a file drops every POSIX record lock the process holds on it,
-  SQLite's included, so a long-running process (``bmprov serve``, whose completions advance
-  nodes) lost its shared lock on the database, another process closing its connection then
-  deleted the WAL under it, and serve's later commits went to a deleted file (seen in the lab,
-  issue 15; tests/test_runlock.py).
+* SQLite: ``flock`` on ``<state file>.lock`` beside the state file (made empty on first use,
+  never written). **Not** on the state file itself: closing *any* descriptor of a file drops
+  every POSIX record lock the process holds on it, SQLite's included, so a long-running process
+  (``bmprov serve``, whose completions advance nodes) lost its shared lock on the database, and
+  another process closing its connection then deleted the WAL under it: serve's later commits
+  went to a deleted file and were lost (seen in the lab, issue 15; ``tests/test_runlock.py``).
 * PostgreSQL: a session-level advisory lock on the store's connection, keyed by the site
   (:mod:`bmprov.store.pg_runlock`): hosts of other sites sharing the database never wait.
 
@@ -70,7 +69,7 @@ def site_lock(
     if not isinstance(path, Path):
         yield  # an in-memory or foreign store: nothing to lock
         return
-    if not path.is_file():  # the state layer reports a missing state file itself
+    if not path.exists():  # the state layer reports a missing state file itself
         yield
         return
     try:

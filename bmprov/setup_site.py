@@ -11,7 +11,6 @@ from bmprov.errors import InputError
 from bmprov.fsutil import atomic_write
 from bmprov.install.sitekey import site_public_key
 from bmprov.netdetect import NetworkSettings
-from bmprov.runlock import lock_file
 from bmprov.store import StateDB
 
 DEFAULT_NETWORK = NetworkSettings("eth1", "10.20.0.1", "10.20.0.0/24", "10.20.0.1")
@@ -88,7 +87,6 @@ def init_site(
     config = parse_config(config_path.resolve(), read_config_text(config_path))
     with StateDB(config.state_path):
         pass
-    lock_file(config.state_path).touch()  # the site lock's file (bmprov.runlock), made up front
     return InitResult(config_path, config.state_path, created)
 
 

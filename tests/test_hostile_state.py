@@ -26,8 +26,13 @@ def state_path(site: Site) -> Path:
 
 
 def files_of(site: Site) -> dict[str, bytes]:
-    """Every file of the site, to show a refused command changed nothing."""
-    return {p.name: p.read_bytes() for p in site.dir.iterdir() if p.is_file()}
+    """Every file of the site, to show a refused command changed nothing (but the run lock's
+    ``<state>.lock``, empty and never written, which a command may create on first use)."""
+    return {
+        p.name: p.read_bytes()
+        for p in site.dir.iterdir()
+        if p.is_file() and not (p.name.endswith(".lock") and p.stat().st_size == 0)
+    }
 
 
 def load_one(cli, site: Site, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -137,25 +138,25 @@ def test_postgres_two_sites_do_not_block_each_other(pg_server: PgServer) -> None
             pass
 
 
-def test_the_sqlite_lock_keeps_sqlite_locks_of_this_process(tmp_path: Path) -> None:
+def test_the_sqlite_lock_keeps_this_process_sqlite_locks(tmp_path: Path) -> None:
     """Closing any descriptor of a file drops every POSIX record lock the process holds on it.
-    When the run lock was ``flock`` on the state file itself, a serve completion (which
-    advances nodes under the shared lock) dropped serve's SQLite locks; the next CLI closing
-    its connection then deleted the WAL under serve, and serve's later commits were lost
-    (found by the lab, issue 15)."""
-    path = tmp_path / "state.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
+    When the run lock was ``flock`` on the state file itself, a serve completion (which advances
+    nodes under the shared lock) dropped serve's SQLite locks; the next CLI closing its
+    connection then deleted the WAL under serve, and serve's later commits were lost (found by
+    the lab, issue 15). The lock now lives on ``<state>.lock``."""
+    db = tmp_path / "state.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x)")
     conn.execute("INSERT INTO t VALUES (1)")
-    with site_lock(SimpleNamespace(backend="sqlite", path=path), 1.0, shared=True):  # type: ignore[arg-type]
+    with site_lock(cast(Any, SimpleNamespace(backend="sqlite", path=db)), 1.0, shared=True):
         pass
     other = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         "c.execute('SELECT count(*) FROM t').fetchall(); c.close()"
     )
-    subprocess.run([sys.executable, "-c", other, str(path)], check=True, timeout=30)
+    subprocess.run([sys.executable, "-c", other, str(db)], check=True, timeout=30)
     assert (tmp_path / "state.sqlite-wal").exists()  # the other process saw us and kept it
     conn.execute("INSERT INTO t VALUES (2)")
-    assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone() == (2,)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone() == (2,)
     conn.close()
