@@ -1,4 +1,4 @@
-"""The lab agent: one process holding the virtual BMCs, their QEMU machines and the web side.
+"""The lab agent: one process holding the virtual BMCs and their QEMU machines.
 
     python -m bmprov.lab.agent <lab dir>
 
@@ -8,10 +8,11 @@ Started by ``bmprov lab up`` and stopped by ``lab down`` (SIGTERM). It runs
   (pyghmi's IO loop on the main thread), each powering its QEMU machine; the QEMU processes
   are this agent's children and get SIGKILL if it dies (``PR_SET_PDEATHSIG``);
 * the OMAPI forwarder: 127.0.0.1:<port_base> on the host → dhcpd's OMAPI port in the
-  namespace, so bmprov on the host adds reservations with no address outside loopback
-  (:func:`forward` works either way: ``bmprov serve`` on host loopback can be reached by the
-  guests from SERVER:HTTP_PORT in the namespace the same way);
-* the guests' HTTP server (:func:`bmprov.lab.web.start_http`).
+  namespace, so bmprov on the host (the CLI, ``bmprov serve``) adds reservations with no
+  address outside loopback.
+
+The guests' HTTP side is ``bmprov serve`` itself, a process of its own
+(:mod:`bmprov.lab.serving`).
 
 It writes ``agent.ready`` once everything listens.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 import pyghmi.ipmi.bmc as pyghmi_bmc
 
-from bmprov.lab import ipmiserver, netns, services, state, web
+from bmprov.lab import ipmiserver, netns, services, state
 from bmprov.lab.machine import Machine, launcher_for
 from bmprov.lab.vbmc import CallLog, VirtualBmc
 
@@ -69,11 +70,8 @@ def forward(listen: Endpoint, connect: Endpoint) -> None:
 
 
 def main(argv: list[str]) -> int:
-    directory = Path(argv[0]).resolve()
-    lab = state.load(directory)
-    if lab is None:
-        print(f"no lab in {directory}", file=sys.stderr)
-        return 2
+    lab = state.load_for_process(argv)
+    directory = Path(lab.dir)
     ipmiserver.install()
     log = CallLog(directory / "vbmc.jsonl")
     password = (directory / "bmc.password").read_text().strip()
@@ -95,7 +93,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     # bmprov on the host reaches dhcpd's OMAPI in the namespace through host loopback only
     forward((None, "127.0.0.1", lab.omapi_port), (lab.netns, "127.0.0.1", services.OMAPI_PORT))
-    web.start_http(lab.netns, directory, directory / "http", "ks")
     (directory / READY).write_text(f"{os.getpid()} {len(bmcs)}\n")
     print(f"lab agent: {len(bmcs)} BMC(s), pid {os.getpid()}", flush=True)
     pyghmi_bmc.Bmc.listen(timeout=30)

@@ -2,9 +2,10 @@
 
 The initrd's ``/init`` (``standin/init.sh``) follows bmprov's installer contract: it reads
 ``bmprov.url=`` and ``bmprov.token=`` from the kernel command line, fetches the node's install
-file from ``{url}{INSTALL_PATH}<serial>``, posts stages 1-4 to ``{url}/callback/<serial>``,
-"installs" by writing a marker past the boot partition of the local disk and reboots; booted
-from that disk it posts stage 5 once (the installed system's first-boot step).
+file from ``{url}{INSTALL_PATH}<serial>?token=<token>`` (serve's path, one constant), posts
+stages 1-4 to ``{url}/callback/<serial>``, "installs" by writing a marker past the boot
+partition of the local disk and reboots; booted from that disk it posts stage 5 once (the
+installed system's first-boot step).
 
 The local disk (:func:`local_disk`) is what a machine has before any install: an MBR with one
 FAT partition holding the same kernel and initrd, booted by syslinux on BIOS and by a GRUB
@@ -21,10 +22,9 @@ import tempfile
 from pathlib import Path
 
 from bmprov.lab.guestbuild import NIC_MODULES, GuestImage, guest_image, run
+from bmprov.serve import INSTALL_PATH
 
 HERE = Path(__file__).resolve().parent / "standin"
-INSTALL_PATH = "/install/"
-"""Where ``bmprov serve`` hands out a node's install file: ``{bmprov.url}/install/<serial>``."""
 MODULES = (*NIC_MODULES, "virtio_blk")
 ISO_KERNEL, ISO_INITRD = "install.amd/vmlinuz", "install.amd/initrd.gz"  # Debian's layout
 

@@ -2,8 +2,9 @@
 
 ``up`` builds (once, cached) the installer stand-in and its ISO, gives every machine a local
 disk, makes the namespace, starts router advertisements, dhcpd and in.tftpd in it and the
-agent (virtual BMCs, QEMU, OMAPI forwarder, HTTP) beside it, then writes the site:
-``bmprov.toml``, ``purchases.csv``, the loaders, and the stand-in added with ``media add``.
+agent (virtual BMCs, QEMU, OMAPI forwarder) beside it, writes the site (``bmprov.toml``,
+``purchases.csv``, the loaders, the stand-in added with ``media add``) and starts ``bmprov
+serve`` on it, listening inside the namespace (:mod:`bmprov.lab.serving`).
 Every process is recorded in ``lab.json`` as soon as it starts; any failure tears down what
 was started. ``down`` stops the recorded processes (newest first, SIGTERM then SIGKILL after
 5 s), kills whatever is still inside the namespace and deletes it; the site files and logs stay.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import os
 import secrets
 import shutil
@@ -122,7 +124,7 @@ def up(
     for sub in ("logs", "tftp", "http", "machines"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
-    for stale in ("vbmc.jsonl", "callbacks.jsonl", "requests.jsonl", READY, "dhcpd.leases"):
+    for stale in ("vbmc.jsonl", READY, "dhcpd.leases", "logs/serve.log"):
         (directory / stale).unlink(missing_ok=True)
     ns = f"bmpL-{os.getpid()}"
     lab = LabState(str(directory), ns, port_base)
@@ -160,26 +162,54 @@ def _up(lab: LabState, progress: Progress) -> None:
     secret = base64.b64encode(secrets.token_bytes(32)).decode()
     atomic_write(directory / "bmc.password", secrets.token_urlsafe(16) + "\n", mode=0o600)
     progress("dhcpd (OMAPI), in.tftpd, router advertisements")
-    logs = directory / "logs"
     lab.track("dnsmasq-ra", services.router_adverts(lab.netns, directory).pid)
     lab.track("dhcpd", services.dhcpd(lab.netns, directory, secret).pid)
     lab.track("in.tftpd", services.tftpd(lab.netns, directory, directory / "tftp").pid)
     services.wait_listening(lab.netns, "tcp", services.OMAPI_PORT)  # dhcpd: any address
     services.wait_listening(lab.netns, "udp", 69)
     ports = f"127.0.0.1:{lab.port_base + 1}-{lab.port_base + n}"
-    progress(f"agent: {n} virtual BMC(s) on {ports}, HTTP on {netns.SERVER}:{services.HTTP_PORT}")
-    with (logs / "agent.log").open("ab") as out:
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "bmprov.lab.agent", str(directory)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    lab.track("agent", agent.pid)
+    progress(f"agent: {n} virtual BMC(s) on {ports}, OMAPI forwarder on :{lab.omapi_port}")
+    agent = _start_module(lab, "agent", "bmprov.lab.agent")
     _wait_ready(directory, agent)
     progress("site: bmprov.toml, purchases.csv, loaders, `media add` of the stand-in ISO")
     config = site.write_config(lab, secret)
     site.write_sheet(lab)
     site.install_loaders(directory / "tftp", any(m.firmware == "uefi" for m in lab.machines))
     add_media(load_config(config), site.OS_NAME, iso)
+    progress(f"bmprov serve on {netns.SERVER}:{services.HTTP_PORT} (inside the namespace)")
+    _wait_serving(lab, _start_module(lab, "serve", "bmprov.lab.serving"))
+
+
+def _start_module(lab: LabState, name: str, module: str) -> subprocess.Popen[bytes]:
+    """``python -m MODULE <dir>`` in its own session, output in ``logs/NAME.log``, tracked."""
+    with (Path(lab.dir) / "logs" / f"{name}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, lab.dir],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    lab.track(name, proc.pid)
+    return proc
+
+
+def _wait_serving(lab: LabState, serve: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until serve answers ``GET /api/nodes`` from inside the namespace (as a guest would)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPConnection(netns.SERVER, services.HTTP_PORT, timeout=2)
+        try:
+            with netns.inside(lab.netns):
+                conn.connect()
+            conn.request("GET", "/api/nodes")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        if serve.poll() is not None or time.monotonic() > deadline:
+            tail = (Path(lab.dir) / "logs/serve.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"bmprov serve did not start:\n{tail}")
+        time.sleep(0.1)
 
 
 def _wait_ready(directory: Path, agent: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -245,14 +275,12 @@ def _reap(pid: int) -> None:
 
 def status(directory: Path) -> dict[str, Any] | None:
     """Processes and machines of the lab in ``directory``; None when there is none."""
-    from bmprov.lab.web import read_jsonl  # noqa: PLC0415
-
     directory = directory.resolve()
     lab = state.load(directory)
     if lab is None:
         return None
     power: dict[str, str] = {}
-    for entry in read_jsonl(directory / "vbmc.jsonl"):
+    for entry in state.read_jsonl(directory / "vbmc.jsonl"):
         if entry.get("event") == "start":
             power[entry["machine"]] = "on"
         elif entry.get("event") == "exit" and not entry.get("restart"):

@@ -2,7 +2,7 @@
 
 Each is started with ``ip netns exec`` (which execs it, so the PID recorded is the daemon's),
 in a session of its own so it outlives ``bmprov lab up``, with its output in ``logs/``. The
-HTTP side (install files, installer callbacks) is :func:`bmprov.lab.web.start_http`.
+HTTP side (install files, installer callbacks) is ``bmprov serve`` (:mod:`bmprov.lab.serving`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The site is bmprov's starter config (``bmprov init``) with the lab's network fil
 these changes: reservations over OMAPI (the agent forwards host 127.0.0.1:<port_base> to the
 lab's dhcpd), no per-host boot file (dhcpd picks pxelinux or GRUB by client architecture),
 the lab's TFTP/HTTP roots, a serial console on the installer's kernel command line, the
-installer stand-in as OS ``labinst`` (its kernel and initrd added with ``media add``), and
+installer stand-in as OS ``labinst`` (its kernel and initrd added with ``media add``), power
+control on entering *os_provisioning* (in waves), ``bmprov serve`` on SERVER:HTTP_PORT, and
 each machine's virtual BMC in the sheet's ``bmc_address`` column.
 """
 
@@ -28,6 +29,7 @@ POOL = ("10.239.0.10", "10.239.0.99")
 PXELINUX = Path("/usr/lib/PXELINUX/pxelinux.0")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 SHEET_NAME = "purchases.csv"
+WAVE_SIZE, WAVE_INTERVAL = 1, 2.0  # PXE boots per wave, seconds between waves
 
 
 def write_config(lab: LabState, omapi_secret: str) -> Path:
@@ -48,6 +50,11 @@ def write_config(lab: LabState, omapi_secret: str) -> Path:
         # quiet: the kernel does not print its command line (bmprov.token=) on the console log
         ("kernel_args = []", 'kernel_args = ["console=ttyS0,115200", "panic=-1", "quiet"]'),
         ('password_env = "BMPROV_BMC_PASSWORD"', 'password_file = "bmc.password"'),
+        # entering os_provisioning sets PXE and power-cycles through the virtual BMCs, in
+        # waves of one machine 2 s apart (real sites: 30 per minute); completion sets disk
+        ("auto_on_provisioning = false", "auto_on_provisioning = true"),
+        ("wave_size = 30 ", f"wave_size = {WAVE_SIZE} "),
+        ("wave_interval = 60 ", f"wave_interval = {WAVE_INTERVAL:g} "),
     ):
         if old not in text:
             raise RuntimeError(f"the starter config has no {old!r} to change")
@@ -58,8 +65,9 @@ def write_config(lab: LabState, omapi_secret: str) -> Path:
         f'\n[boot.os.{OS_NAME}]\ninstall = "kickstart"\n'
         f'\n[[pools]]\nname = "lab"\nsubnet = "{netns.SUBNET}"\ngateway = "{netns.SERVER}"\n'
         f'range = ["{POOL[0]}", "{POOL[1]}"]\n'
-        # the guests call back to the lab's HTTP endpoint (bmprov serve's place, docs/lab.md)
-        f'\n[serve]\nurl = "http://{netns.SERVER}:{services.HTTP_PORT}"\n'
+        # bmprov serve listens inside the namespace (bmprov.lab.serving, docs/lab.md)
+        f'\n[serve]\nlisten = "{netns.SERVER}:{services.HTTP_PORT}"\n'
+        f'url = "http://{netns.SERVER}:{services.HTTP_PORT}"\n'
     )
     atomic_write(config, text)
     load_config(config)  # what lab up wrote must itself be a valid site

@@ -64,6 +64,16 @@ def load(directory: Path) -> LabState | None:
     return LabState(**raw)
 
 
+def load_for_process(argv: list[str]) -> LabState:
+    """The lab a lab process (``python -m bmprov.lab.agent|serving <dir>``) belongs to;
+    SystemExit (2) naming the directory when there is none."""
+    directory = Path(argv[0]).resolve()
+    lab = load(directory)
+    if lab is None:
+        raise SystemExit(f"no lab in {directory}")
+    return lab
+
+
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks, or None when it is gone."""
     try:
@@ -83,3 +93,10 @@ def alive(proc: Tracked) -> bool:
     except OSError:
         return False
     return state != "Z" or os.getpid() == proc.pid
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines record of the lab (``vbmc.jsonl``; empty when there is none yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -3,3 +3,7 @@
 Nothing here imports Starlette or uvicorn except :mod:`.app` and :mod:`.run`, so the CLI and
 the library stay fast to import.
 """
+
+INSTALL_PATH = "/install/"
+"""Where serve hands out a node's install file: ``{bmprov.url}/install/<serial>?token=…``
+(the lab's installer stand-in fetches exactly this)."""

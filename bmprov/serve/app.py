@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bmprov import tokens, validate
 from bmprov.config import Config, load_config
 from bmprov.errors import BmprovError
-from bmprov.serve import callbacks, views
+from bmprov.serve import INSTALL_PATH, callbacks, views
 from bmprov.serve.callbacks import Answer, Site
 from bmprov.serve.completer import Completer
 from bmprov.serve.files import OnRequest
@@ -67,9 +67,9 @@ def create_app(config: Config | None = None) -> Starlette:
     handlers = Handlers(site, load_admin_token(config))
     routes = [
         Route("/", handlers.status_page),
-        Route("/install/{serial}", handlers.install_file),
-        Route("/install/{serial}/{name}", handlers.install_file),
-        Route("/install/{serial}/{token}/{name}", handlers.install_file),
+        Route(INSTALL_PATH + "{serial}", handlers.install_file),
+        Route(INSTALL_PATH + "{serial}/{name}", handlers.install_file),
+        Route(INSTALL_PATH + "{serial}/{token}/{name}", handlers.install_file),
         Route("/boot/{name}", handlers.ipxe),
         Route("/callback/{serial}", handlers.callback, methods=["POST"]),
         Route("/api/nodes", handlers.api_nodes),

@@ -11,16 +11,29 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
+from typing import Any
 
 from bmprov.config import Config
+from bmprov.errors import ConfigError
 from bmprov.serve.settings import ServeSettings, split_listen
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def run(config: Config, listen: str | None = None, workers: int | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (uvicorn finishes the requests in flight, then returns)."""
+def run(
+    config: Config,
+    listen: str | None = None,
+    workers: int | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (uvicorn finishes the requests in flight, then returns).
+
+    ``sock``: an already listening socket to serve on instead of binding ``listen`` (one
+    worker; ``listen`` is then only what the log says). ``bmprov lab`` makes it inside its
+    network namespace, so the guests reach serve directly and serve sees their addresses.
+    """
     import uvicorn  # noqa: PLC0415  (only serve needs it)
 
     settings = ServeSettings.from_config(config, listen)
@@ -35,16 +48,19 @@ def run(config: Config, listen: str | None = None, workers: int | None = None) -
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, which would end the
     # process "killed by SIGTERM"; this handler turns that into a plain exit 0.
     signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.run(
-        "bmprov.serve.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=count,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+    }
+    if sock is not None:
+        if count != 1:
+            raise ConfigError("serve on a given socket runs one worker")
+        server = uvicorn.Server(uvicorn.Config("bmprov.serve.app:create_app", **options))
+        server.run(sockets=[sock])
+        return
+    uvicorn.run("bmprov.serve.app:create_app", host=host, port=port, workers=count, **options)
 
 
 def _stopped(signum: int, frame: object) -> None:

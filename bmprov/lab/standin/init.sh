@@ -1,9 +1,9 @@
 #!/bin/sh
 # /init of bmprov's installer stand-in (bmprov/lab/installer.py). Two roles, one image:
 #  * booted over the network: DHCP on the boot NIC, fetch the node's install file from
-#    ${bmprov.url}@INSTALL_PATH@<serial>, report stages 1-4 (POST ${bmprov.url}/callback/<serial>,
-#    Authorization: Bearer <bmprov.token>, form field stage=), "install" by writing a marker
-#    to the local disk, reboot;
+#    ${bmprov.url}@INSTALL_PATH@<serial>?token=<bmprov.token> (bmprov serve), report
+#    stages 1-4 (POST ${bmprov.url}/callback/<serial>, Authorization: Bearer <bmprov.token>,
+#    form field stage=), "install" by writing a marker to the local disk, reboot;
 #  * booted from the local disk (bmprov.disk=1): with a fresh marker, post stage 5 once (the
 #    first-boot step) and stay up; without one, say the disk is empty and power off.
 # bmprov.url defaults to the scheme://host:port of inst.ks= (before serve hands out
@@ -89,7 +89,7 @@ log "INSTALLER serial=$SERIAL"
 [ -n "$URL" ] || URL="$(echo "$KS" | cut -d/ -f1-3)"
 net_up || { poweroff -f; sleep 30; }
 post 1 || { log "FATAL: no callback"; poweroff -f; sleep 30; }
-if ! timeout 10 wget -q -O /tmp/install.cfg "$URL@INSTALL_PATH@$SERIAL"; then
+if ! timeout 10 wget -q -O /tmp/install.cfg "$URL@INSTALL_PATH@$SERIAL?token=$TOKEN"; then
   log "INSTALL-FILE-MISSING $URL@INSTALL_PATH@$SERIAL"; post failed; poweroff -f; sleep 30
 fi
 log "INSTALL-FILE $(wc -c < /tmp/install.cfg) bytes"
