@@ -180,9 +180,10 @@ def test_task_timeout_kills_the_group_and_concurrency_is_bounded(
         or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
     )
     spans = [json.loads((out / f"{s}.json").read_text()) for s in serials[:4]]
-    most = max(
-        sum(1 for o in spans if o["start"] < s["end"] and s["start"] < o["end"]) for s in spans
-    )
+    # Tasks running at each task's start (the most at once is reached at some start). Not "how
+    # many spans overlap a span": under load B may overlap A before it and C after it, three
+    # spans, while never more than two ran at once (that count failed this test once).
+    most = max(sum(1 for o in spans if o["start"] <= s["start"] < o["end"]) for s in spans)
     assert most <= 2  # never more than `concurrency` tasks at once
 
 
