@@ -95,18 +95,25 @@ def holds(path: str, raw: bytes) -> bool:
         os.close(fd)
 
 
+def _open_unnamed(directory: str, mode: int) -> int:
+    """An unnamed file (``O_TMPFILE``) in ``directory``, or -1 where it takes named temp files
+    (switched off, or a file system without them: remembered for the directory)."""
+    if not UNNAMED_TEMPS or directory in _named_only:
+        return -1
+    try:
+        return os.open(directory, _UNNAMED, mode)
+    except OSError as exc:
+        if exc.errno not in _NO_UNNAMED:
+            raise
+        _named_only.add(directory)
+        return -1
+
+
 def replace_file(path: str, raw: bytes, mode: int = 0o644) -> None:
     """Write ``raw`` to a temp file beside ``path`` (mode ``mode``) and rename it over ``path``."""
     directory, name = os.path.split(path)
     directory = directory or "."
-    fd = -1
-    if UNNAMED_TEMPS and directory not in _named_only:
-        try:
-            fd = os.open(directory, _UNNAMED, mode)
-        except OSError as exc:
-            if exc.errno not in _NO_UNNAMED:
-                raise
-            _named_only.add(directory)
+    fd = _open_unnamed(directory, mode)
     tmp = ""
     try:
         if fd < 0:
@@ -137,14 +144,7 @@ def create_file(path: str, raw: bytes, mode: int = 0o644) -> None:
     name was taken meanwhile (or the file system has no unnamed files), :func:`replace_file`.
     """
     directory = os.path.dirname(path) or "."  # noqa: PTH120  (str paths)
-    fd = -1
-    if UNNAMED_TEMPS and directory not in _named_only:
-        try:
-            fd = os.open(directory, _UNNAMED, mode)
-        except OSError as exc:
-            if exc.errno not in _NO_UNNAMED:
-                raise
-            _named_only.add(directory)
+    fd = _open_unnamed(directory, mode)
     if fd < 0:
         replace_file(path, raw, mode)
         return
